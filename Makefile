@@ -1,0 +1,31 @@
+# edgekit: `make demo` installs into .venv and runs the offline quickstart; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.edgekit-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+# Re-installs when the project metadata or the pinned versions change.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "edgekit needs Python 3.11, found " + sys.version.split()[0]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[keras,runtimes,torch,dev]"
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/edgekit compress recipes/quickstart.yaml
+
+# pytest exits 5 when it collects no test: say so instead of failing obscurely.
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; fi; exit $$rc
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

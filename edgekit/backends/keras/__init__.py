@@ -1,0 +1,68 @@
+"""The Keras backend (tf_keras, i.e. Keras 2, which TF-MOT requires)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ...errors import InputError
+from . import convert, loading, train, zoo
+
+
+def _shape(shape) -> list:
+    return [None if d is None else int(d) for d in shape]
+
+
+class KerasBackend:
+    framework = "keras"
+
+    def load(self, path: Path):
+        return loading.load(path)
+
+    def build(self, arch, width, input_shape, outputs, task, seed):
+        train.keras.utils.set_random_seed(seed)
+        return zoo.build(arch, width, tuple(input_shape), outputs, task)
+
+    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
+        return train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+
+    def clone(self, model):
+        return train.clone(model)
+
+    def predict(self, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return train.predict(model, x, batch_size)
+
+    def describe(self, model) -> dict:
+        return {
+            "name": model.name,
+            "params": int(model.count_params()),
+            "input_shape": _shape(model.input_shape),
+            "output_shape": _shape(model.output_shape),
+            "layers": len(model.layers),
+        }
+
+    def check_compatible(self, model, dataset, task: str, where: str = "teacher") -> None:
+        expected = tuple(model.input_shape[1:])
+        given = dataset.input_shape
+        if len(expected) != len(given) or any(e is not None and e != g for e, g in zip(expected, given)):
+            raise InputError(
+                f"{where}: the model expects samples of shape {list(expected)} but the data has {list(given)}. "
+                "Check data.layout (nhwc | nchw), data.image_size, or the arrays named in data.keys."
+            )
+        outputs = model.output_shape[-1]
+        if task == "classification" and outputs is not None:
+            largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
+            if largest >= outputs:
+                raise InputError(
+                    f"{where}: the data has class id {largest} but the model has only {outputs} outputs "
+                    "(classes 0.." f"{outputs - 1}). Check data.keys.y_train / y_test or the model."
+                )
+
+    def export(self, model, fmt: str, path: Path, quantization: Any = None,
+               calibration: Optional[np.ndarray] = None) -> Path:
+        return convert.WRITERS[fmt](model, path, quantization, calibration)
+
+
+BACKEND = KerasBackend()

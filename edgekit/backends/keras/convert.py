@@ -1,0 +1,77 @@
+"""Keras -> .tflite (TFLite converter, with the recipe's quantization) and -> .onnx (tf2onnx, float).
+
+The .onnx is always written in float here; `edgekit.onnx_quantize` applies the same quantization
+plan to it with ONNX Runtime, so both shipped files carry int8 weights and activations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ...errors import StageError
+from ...quiet import native_stderr_silenced
+from .compat import tf
+
+ONNX_OPSET = 17
+INPUT_NAME = "input"
+_IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
+
+
+def _representative(calibration: np.ndarray):
+    def samples():
+        for i in range(len(calibration)):
+            yield [calibration[i:i + 1].astype(np.float32)]
+
+    return samples
+
+
+def _configure_quantization(converter, plan, calibration: Optional[np.ndarray]) -> None:
+    """Set the converter up for `plan` (a QuantizeConfig): int8 full integer, dynamic or float16."""
+    if plan is None:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if plan.precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif plan.precision == "int8":
+        if calibration is None or not len(calibration):
+            raise StageError("export", "int8 quantization needs calibration samples (data.calibration_samples)")
+        converter.representative_dataset = _representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = _IO_TYPES[plan.io]
+        converter.inference_output_type = _IO_TYPES[plan.io]
+        if not plan.per_channel:
+            converter._experimental_disable_per_channel = True
+
+
+def to_tflite(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None) -> Path:
+    """Convert with a named `serving_default` signature and write `path`."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    _configure_quantization(converter, plan, calibration)
+    try:
+        with native_stderr_silenced():
+            content = converter.convert()
+    except Exception as exc:  # the converter raises many types; the message is what matters
+        raise StageError("export", f"TFLite conversion of '{model.name}' failed: {str(exc).strip()[:600]}") from exc
+    Path(path).write_bytes(content)
+    return Path(path)
+
+
+def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None) -> Path:
+    """tf2onnx conversion in float, with a dynamic batch dimension and the input named `input`.
+
+    `plan` is not applied here: edgekit.onnx_quantize quantizes the float file with ONNX Runtime."""
+    import tf2onnx
+
+    spec = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
+    try:
+        with native_stderr_silenced():
+            tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+    except Exception as exc:
+        raise StageError("export", f"ONNX conversion of '{model.name}' (tf2onnx) failed: {str(exc).strip()[:600]}") from exc
+    return Path(path)
+
+
+WRITERS = {"tflite": to_tflite, "onnx": to_onnx}

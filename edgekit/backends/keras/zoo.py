@@ -1,0 +1,120 @@
+"""The built-in architectures (edgekit.zoo) as tf_keras Functional models.
+
+They are small on purpose: classifiers for 8x8 to 96x96 images or spectrograms that fit on a
+microcontroller. Strides adapt to small inputs so an 8x8 digit is not pooled away.
+"""
+
+from __future__ import annotations
+
+from ...zoo import channels
+from .compat import keras
+
+L = keras.layers
+
+
+def _head(x, outputs: int, task: str):
+    return L.Dense(outputs, name="logits" if task == "classification" else "output")(x)
+
+
+def _pool_if_room(x, min_side: int = 4):
+    return L.MaxPooling2D(2)(x) if min(x.shape[1], x.shape[2]) >= min_side else x
+
+
+def _stride_for(x) -> int:
+    return 2 if min(x.shape[1], x.shape[2]) >= 8 else 1
+
+
+def _as_image(inputs):
+    """Conv zoo models take (h, w, c); a (steps, features) input gets a channel axis."""
+    return L.Reshape(tuple(inputs.shape[1:]) + (1,))(inputs) if len(inputs.shape) == 3 else inputs
+
+
+def mlp(inputs, width, outputs, task):
+    x = L.Flatten()(inputs)
+    x = L.Dense(channels(128, width), activation="relu")(x)
+    x = L.Dense(channels(64, width), activation="relu")(x)
+    return _head(x, outputs, task)
+
+
+def cnn_tiny(inputs, width, outputs, task):
+    x = _as_image(inputs)
+    x = L.Conv2D(channels(8, width), 3, padding="same", activation="relu")(x)
+    x = _pool_if_room(x)
+    x = L.Conv2D(channels(16, width), 3, padding="same", activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return _head(x, outputs, task)
+
+
+def cnn_small(inputs, width, outputs, task):
+    x = _as_image(inputs)
+    x = L.Conv2D(channels(32, width), 3, padding="same", activation="relu")(x)
+    x = L.Conv2D(channels(64, width), 3, padding="same", activation="relu")(x)
+    x = _pool_if_room(x)
+    x = L.Flatten()(x)
+    x = L.Dense(channels(128, width), activation="relu")(x)
+    return _head(x, outputs, task)
+
+
+def _conv_bn(x, filters, kernel, strides=1):
+    x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    return L.ReLU()(x)
+
+
+def _separable(x, filters, strides=1):
+    x = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU()(x)
+    return _conv_bn(x, filters, 1)
+
+
+def ds_cnn(inputs, width, outputs, task):
+    x = _as_image(inputs)
+    x = _conv_bn(x, channels(64, width), 3, strides=_stride_for(x))
+    for _ in range(4):
+        x = _separable(x, channels(64, width))
+    x = L.GlobalAveragePooling2D()(x)
+    return _head(x, outputs, task)
+
+
+def resnet8(inputs, width, outputs, task):
+    x = _as_image(inputs)
+    x = _conv_bn(x, channels(16, width), 3)
+    for stage, base in enumerate((16, 32, 64)):
+        filters = channels(base, width)
+        strides = _stride_for(x) if stage > 0 else 1
+        y = _conv_bn(x, filters, 3, strides)
+        y = L.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+        y = L.BatchNormalization()(y)
+        shortcut = x
+        if strides != 1 or x.shape[-1] != filters:
+            shortcut = L.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
+            shortcut = L.BatchNormalization()(shortcut)
+        x = L.ReLU()(L.Add()([y, shortcut]))
+    x = L.GlobalAveragePooling2D()(x)
+    return _head(x, outputs, task)
+
+
+def mobilenet_v1(inputs, width, outputs, task):
+    x = _as_image(inputs)
+    x = _conv_bn(x, channels(32, width), 3, strides=_stride_for(x))
+    for base, downsample in ((64, False), (128, True), (128, False), (256, True), (256, False), (512, True)):
+        x = _separable(x, channels(base, width), strides=_stride_for(x) if downsample else 1)
+    x = L.GlobalAveragePooling2D()(x)
+    return _head(x, outputs, task)
+
+
+BUILDERS = {
+    "mlp": mlp,
+    "cnn_tiny": cnn_tiny,
+    "cnn_small": cnn_small,
+    "ds_cnn": ds_cnn,
+    "resnet8": resnet8,
+    "mobilenet_v1": mobilenet_v1,
+}
+
+
+def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str):
+    """A new Functional model named after its architecture."""
+    inputs = keras.Input(shape=input_shape, name="input")
+    return keras.Model(inputs, BUILDERS[arch](inputs, width, outputs, task), name=f"{arch}_w{width:g}")

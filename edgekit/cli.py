@@ -1,0 +1,145 @@
+"""The `edgekit` command line.
+
+Heavy imports (TensorFlow, the runtimes) happen inside the commands that need them, so
+`edgekit --help` and `edgekit validate` answer in a fraction of a second. Errors meant for the user
+print one paragraph and exit with the code DESIGN.md gives (2 bad input, 3 a stage failed); the
+traceback is shown only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import traceback
+from typing import Iterator
+
+import click
+from rich.console import Console
+
+from . import __version__
+from .errors import EdgekitError
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn EdgekitError into its exit code and a message; Ctrl-C into exit 130."""
+    try:
+        yield
+    except EdgekitError as exc:
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted:[/] nothing was written over the previous run directory.")
+        sys.exit(130)
+    except Exception as exc:  # a bug in edgekit or a framework: say so, keep the trace for --debug
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                     "Re-run with --debug for the traceback, and please report it.", soft_wrap=True)
+        sys.exit(3)
+
+
+def _debug_mode(debug: bool) -> None:
+    if debug:
+        os.environ["EDGEKIT_DEBUG"] = "1"
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the staging directory is removed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def main() -> None:
+    """Compress Keras classifiers into verified int8 .tflite and .onnx files.
+
+    Start with `edgekit compress recipes/quickstart.yaml`.
+    """
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE")
+@click.option("--output", "-o", help="Run directory (default: the recipe's `output:`, else runs/<name>/).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a recipe value, e.g. --set stages.0.quantize.precision=dynamic (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and the frameworks' own logs.")
+def compress(recipe_path: str, output: str | None, overrides: tuple[str, ...], quiet: bool, as_json: bool,
+             debug: bool) -> None:
+    """Run RECIPE: load or train the teacher, apply the stages, export, measure, gate.
+
+    Exit codes: 0 every gate passed; 1 a gate failed (artifacts and report still written);
+    2 bad input (recipe, model, data); 3 a stage failed.
+    """
+    _debug_mode(debug)
+    _terminate_as_interrupt()
+    with user_errors(debug):
+        from .pipeline import run
+        from .progress import Progress
+        from .recipe import load_recipe
+
+        recipe = load_recipe(recipe_path, overrides)
+        result = run(recipe, output, Progress(quiet=quiet or as_json))
+    if as_json:
+        from .summary import summary_dict
+
+        click.echo(json.dumps(summary_dict(result.report, result.run_dir), indent=2))
+    else:
+        from .summary import print_summary
+
+        print_summary(stdout, result.report, result.run_dir)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def validate(recipe_path: str, overrides: tuple[str, ...], debug: bool) -> None:
+    """Check RECIPE's keys, values and supported combinations without training anything."""
+    with user_errors(debug):
+        from .recipe import load_recipe
+        from .support import check_support
+
+        recipe = load_recipe(recipe_path, overrides)
+        framework = check_support(recipe)
+    stages = " → ".join(stage.label for stage in recipe.stages) or "no stages"
+    stdout.print(f"[green]✓[/] {recipe_path}: valid recipe '{recipe.name}' ({framework} teacher; {stages}; "
+                 f"exports {', '.join(recipe.export.formats)}).")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def report(run_dir: str, debug: bool) -> None:
+    """Re-render RUN_DIR/report.md from RUN_DIR/report.json."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .report import load_report, write_report
+
+    with user_errors(debug):
+        try:
+            data = load_report(Path(run_dir))
+        except FileNotFoundError:
+            raise InputError(f"{run_dir}: no report.json here; give the directory of an `edgekit compress` run.") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{run_dir}/report.json: not valid JSON ({exc}).") from None
+        write_report(Path(run_dir), data)
+    stdout.print(f"[green]✓[/] wrote {Path(run_dir) / 'report.md'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,55 @@
+"""Measure the teacher in its framework and every exported file on its runtime, on one test set.
+
+The teacher's outputs are the reference for agreement. Files whose runtime is not listed in
+`evaluate.runtimes` still get their size and parameter count, but no accuracy or latency.
+"""
+
+from __future__ import annotations
+
+from .evaluate import classification_metrics, measure_file, regression_metrics
+from .modelfile import file_size, param_count
+from .progress import to_absolute
+from .recipe import RUNTIME_OF_FORMAT
+
+METRICS = {"classification": classification_metrics, "regression": regression_metrics}
+
+
+def measure_teacher(teacher, ctx) -> tuple[dict, "object"]:
+    """The in-framework teacher on the test set: its figures and its outputs (the reference)."""
+    data, backend = ctx.dataset, ctx.backend
+    with ctx.stage("evaluate teacher", f"in {backend.framework}, {len(data.x_test)} samples") as record:
+        outputs = backend.predict(teacher.model, data.x_test)
+        metrics = METRICS[ctx.recipe.task](outputs, data.y_test, outputs)
+        record["metrics"].update({k: v for k, v in metrics.items() if v is not None})
+    entry = {
+        "name": "teacher", "role": "teacher", "format": backend.framework, "runtime": backend.framework,
+        "precision": "float32", "params": backend.describe(teacher.model)["params"],
+        "bytes": None, "gzip_bytes": None, "latency_ms": None, **metrics,
+    }
+    return entry, outputs
+
+
+def measure_exports(exports, reference, ctx) -> list[dict]:
+    data, recipe = ctx.dataset, ctx.recipe
+    latency = recipe.evaluate.latency
+    entries = []
+    for export in exports:
+        runtime = RUNTIME_OF_FORMAT[export.fmt]
+        name = export.path.name
+        base = {"name": name, "role": export.role, "format": export.fmt, "runtime": runtime,
+                "precision": export.precision, "io_type": export.io}
+        if runtime not in recipe.evaluate.runtimes:
+            entries.append({**base, **file_size(export.path), "params": param_count(export.path),
+                            "runtime": None, "latency_ms": None})
+            continue
+        with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
+            with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance:
+                figures = measure_file(
+                    export.path, runtime, data.x_test, data.y_test, recipe.task, reference=reference,
+                    latency_cfg={"warmup": latency.warmup, "runs": latency.runs, "batch": latency.batch},
+                    threads=latency.threads, progress=to_absolute(advance),
+                )
+            figures.pop("_predictions", None)
+            record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
+        entries.append({**base, **figures})
+    return entries

@@ -1,0 +1,176 @@
+"""Run a recipe: teacher -> stages -> export -> evaluate on runtimes -> report -> gates.
+
+Everything is written into a staging directory that replaces `runs/<name>/` only when the run
+finished (gates may fail: the artifacts and report are still kept, with exit code 1).
+
+    >>> result = run(load_recipe("recipes/quickstart.yaml"))
+    >>> result.exit_code, result.run_dir
+    (0, PosixPath('runs/quickstart'))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import __version__
+from .artifact import Artifact
+from .backends import get_backend
+from .bundle import model_card, write_labels, write_model_card
+from .data import Dataset, load_dataset
+from .environment import describe_environment
+from .errors import EdgekitError, StageError
+from .exporting import export_all
+from .gates import evaluate_gates, verdict
+from .measuring import measure_exports, measure_teacher
+from .progress import SILENT, Progress
+from .recipe import Recipe, TrainConfig, resolved_yaml
+from .report import SCHEMA, write_report
+from .rundir import staged_directory
+from .stages import STAGES
+from .support import check_support
+
+
+@dataclass
+class RunContext:
+    """What every stage may read: the recipe, the data, the backend, progress and the run's log."""
+
+    recipe: Recipe
+    dataset: Dataset
+    backend: Any
+    progress: Progress = SILENT
+    workdir: Path | None = None
+    stages: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, summary: str = "", config: Any = None) -> Iterator[dict]:
+        """Time a step and record it for the report; unexpected errors become StageError(name)."""
+        record = {"name": name, "summary": summary, "config": config, "metrics": {}}
+        start = time.perf_counter()
+        try:
+            yield record
+        except (EdgekitError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise StageError(name, f"{type(exc).__name__}: {str(exc).strip()[:800]}") from exc
+        record["wall_s"] = round(time.perf_counter() - start, 3)
+        self.stages.append(record)
+        self.progress.message(f"[green]✓[/] {name}: {record['summary']} ({record['wall_s']:.1f} s)")
+
+
+@dataclass
+class RunResult:
+    report: dict
+    run_dir: Path
+    exit_code: int
+
+
+def output_dir(recipe: Recipe, override: str | Path | None = None) -> Path:
+    """--output, else the recipe's `output:`, else runs/<name>/ in the working directory."""
+    if override:
+        return Path(override)
+    if recipe.output:
+        return Path(recipe.output)
+    return Path("runs") / recipe.name
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    return hashlib.sha256(resolved_yaml(recipe).encode()).hexdigest()
+
+
+def obtain_teacher(ctx: RunContext) -> Artifact:
+    """Load the teacher from teacher.path, or build it from the zoo and train it."""
+    recipe, data, backend = ctx.recipe, ctx.dataset, ctx.backend
+    teacher = recipe.teacher
+    if teacher.path:
+        path = recipe.resolve_path(teacher.path)
+        with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
+            model = backend.load(path)
+            backend.check_compatible(model, data, recipe.task, where=str(path))
+            record["metrics"]["params"] = backend.describe(model)["params"]
+        return Artifact(backend.framework, model, info={"source": str(teacher.path)})
+    train = teacher.train or TrainConfig()
+    summary = f"built {teacher.build.arch} (width {teacher.build.width:g}) and trained {train.epochs} epochs"
+    config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
+    with ctx.stage("teacher", summary, config) as record:
+        outputs = data.num_classes
+        model = backend.build(teacher.build.arch, teacher.build.width, data.input_shape, outputs, recipe.task, recipe.seed)
+        model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
+                              progress=ctx.progress.task, description="train teacher")
+        record["metrics"]["params"] = backend.describe(model)["params"]
+    return Artifact(backend.framework, model, info={"source": f"zoo:{teacher.build.arch}"})
+
+
+def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
+    for stage in ctx.recipe.stages:
+        config = stage.config
+        with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")):
+            artifact = STAGES[stage.label](artifact, config, ctx)
+    return artifact
+
+
+def _describe_stage(stage) -> str:
+    if stage.kind == "quantize":
+        q = stage.quantize
+        return f"{q.method} {q.precision} (io {q.io}, {'per-channel' if q.per_channel else 'per-tensor'})"
+    return stage.kind
+
+
+def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT) -> RunResult:
+    """Run `recipe` end to end and return the report, the run directory and the exit code (0 or 1)."""
+    framework = check_support(recipe)
+    np.random.seed(recipe.seed)
+    target = output_dir(recipe, output)
+    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
+    with staged_directory(target) as workdir:
+        ctx = RunContext(recipe, dataset, get_backend(framework), progress, workdir)
+        teacher = obtain_teacher(ctx)
+        final = apply_stages(teacher, ctx)
+        exports = export_all(teacher, final, ctx)
+        teacher_entry, teacher_outputs = measure_teacher(teacher, ctx)
+        artifacts = [teacher_entry, *measure_exports(exports, teacher_outputs, ctx)]
+        report = _assemble(recipe, ctx, artifacts)
+        _write_bundle(recipe, ctx, report, workdir)
+        write_report(workdir, report)
+    return RunResult(report, target, report["exit_code"])
+
+
+def _assemble(recipe: Recipe, ctx: RunContext, artifacts: list[dict]) -> dict:
+    report = {
+        "schema": SCHEMA,
+        "edgekit_version": __version__,
+        "name": recipe.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": str(recipe.source) if recipe.source else None,
+        "recipe_sha256": recipe_hash(recipe),
+        "task": recipe.task,
+        "metric": "accuracy" if recipe.task == "classification" else "mae",
+        "framework": ctx.backend.framework,
+        "environment": describe_environment(),
+        "data": ctx.dataset.summary(),
+        "stages": ctx.stages,
+        "artifacts": artifacts,
+        "warnings": ctx.warnings,
+    }
+    report["gates"] = evaluate_gates(report, recipe.gates.model_dump())
+    report["exit_code"] = verdict(report["gates"])
+    report["passed"] = report["exit_code"] == 0
+    return report
+
+
+def _write_bundle(recipe: Recipe, ctx: RunContext, report: dict, workdir: Path) -> None:
+    (workdir / "recipe.resolved.yaml").write_text(resolved_yaml(recipe), encoding="utf-8")
+    if not recipe.export.bundle:
+        return
+    data = ctx.dataset
+    if recipe.task == "classification":
+        write_labels(workdir, data.labels, data.num_classes)
+    write_model_card(workdir, model_card(report, report["recipe_sha256"], data.preprocessing, data.labels))

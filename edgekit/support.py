@@ -1,0 +1,76 @@
+"""What this version implements, as data: which frameworks, stages and formats go together.
+
+`check_support` runs when a recipe is validated, before any data is read or model trained, so an
+unsupported combination fails in a second with a message that names the recipe line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import RecipeError
+from .recipe import Recipe
+
+FRAMEWORK_BY_SUFFIX = {
+    ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
+    ".pt2": "torch", ".pt": "torch", ".ts": "torch", ".pth": "torch",
+}
+
+# framework -> stage labels (Stage.label) that this version can run
+IMPLEMENTED_STAGES: dict[str, set[str]] = {
+    "keras": {"quantize.ptq"},
+}
+IMPLEMENTED_FORMATS: dict[str, set[str]] = {
+    "keras": {"tflite", "onnx"},
+}
+# recipe options documented in the contract whose implementation has not landed yet
+PENDING_OPTIONS = {
+    ("export", "sparse"): "export.sparse: true (sparse weight encoding) is not available in this version; "
+                          "remove it or set it to false",
+}
+
+
+def teacher_framework(recipe: Recipe) -> str:
+    """teacher.framework, else inferred from teacher.path (a directory is a SavedModel), else keras."""
+    teacher = recipe.teacher
+    if teacher.framework:
+        return teacher.framework
+    if teacher.path:
+        suffix = Path(teacher.path).suffix.lower()
+        if suffix in FRAMEWORK_BY_SUFFIX:
+            return FRAMEWORK_BY_SUFFIX[suffix]
+        if suffix == "":
+            return "keras"
+        raise RecipeError(
+            f"{recipe.where('teacher', 'path')}: cannot tell the framework of '{teacher.path}' from its suffix; "
+            f"known suffixes are {', '.join(FRAMEWORK_BY_SUFFIX)} (or a SavedModel directory). "
+            "Set teacher.framework: keras | torch."
+        )
+    return "keras"
+
+
+def check_support(recipe: Recipe) -> str:
+    """Raise RecipeError for what this version cannot do; return the teacher's framework."""
+    framework = teacher_framework(recipe)
+    if framework not in IMPLEMENTED_STAGES:
+        raise RecipeError(
+            f"{recipe.where('teacher')}: {framework} teachers are not supported by this version of edgekit, "
+            f"which compresses {', '.join(IMPLEMENTED_STAGES)} models. Use a Keras teacher (.keras, .h5 or a "
+            "SavedModel directory) or teacher.build with teacher.framework: keras."
+        )
+    if recipe.teacher.factory:
+        raise RecipeError(f"{recipe.where('teacher', 'factory')}: teacher.factory applies to torch teachers only.")
+    for i, stage in enumerate(recipe.stages):
+        if stage.label not in IMPLEMENTED_STAGES[framework]:
+            available = ", ".join(sorted(IMPLEMENTED_STAGES[framework]))
+            raise RecipeError(
+                f"{recipe.where('stages', i)}: the '{stage.label}' stage is not available for {framework} "
+                f"teachers in this version of edgekit (available: {available}). Remove the stage to run the rest."
+            )
+    for fmt in recipe.export.formats:
+        if fmt not in IMPLEMENTED_FORMATS[framework]:
+            raise RecipeError(f"{recipe.where('export', 'formats')}: {framework} models cannot be exported to {fmt}.")
+    for (section, key), message in PENDING_OPTIONS.items():
+        if getattr(getattr(recipe, section), key):
+            raise RecipeError(f"{recipe.where(section, key)}: {message}.")
+    return framework

@@ -1,0 +1,21 @@
+"""Names of the built-in architectures, shared by every framework's zoo.
+
+`teacher.build.arch` and `distill.student.arch` name one of these; each backend implements them in
+its own `zoo.py`. The width multiplier scales every layer's channels (at least 4 channels each).
+"""
+
+from __future__ import annotations
+
+ARCHITECTURES = {
+    "mlp": "two hidden dense layers (128·w, 64·w) on the flattened input",
+    "cnn_tiny": "conv 8·w → pool → conv 16·w → global pool → dense",
+    "cnn_small": "conv 32·w → conv 64·w → pool → dense 128·w → dense",
+    "ds_cnn": "conv 64·w, then four depthwise-separable blocks (the keyword-spotting DS-CNN)",
+    "resnet8": "conv 16·w and three residual stages (16·w, 32·w, 64·w), as MLPerf Tiny's ResNet-8",
+    "mobilenet_v1": "MobileNet v1 with depthwise-separable blocks, scaled by width (alpha)",
+}
+
+
+def channels(base: int, width: float) -> int:
+    """Channels of a layer at width multiplier `width`: rounded, never fewer than 4."""
+    return max(4, int(round(base * width)))
