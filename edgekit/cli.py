@@ -24,6 +24,8 @@ from .errors import EdgekitError
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
+if not stdout.is_terminal:  # logs and pipes: wide enough that the summary table never truncates
+    stdout = Console(highlight=False, width=120)
 
 
 @contextlib.contextmanager

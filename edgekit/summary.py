@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -35,10 +36,9 @@ def _quality(report: dict, artifact: dict) -> str:
 
 
 def print_summary(console: Console, report: dict, run_dir: Path) -> None:
-    table = Table(title=f"edgekit · {report.get('name')}", title_justify="left")
-    for column in ("artifact", "runtime", "size", "gzip", report.get("metric", "accuracy"), "agreement", "p50 ms"):
-        left = column in ("artifact", "runtime")
-        table.add_column(column, justify="left" if left else "right", no_wrap=left)
+    table = Table(title=f"edgekit · {report.get('name')}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("artifact", "runtime", "size", "gzip", report.get("metric", "accuracy"), "agree", "p50 ms"):
+        table.add_column(column, justify="left" if column in ("artifact", "runtime") else "right", no_wrap=True)
     for a in report.get("artifacts", []):
         lat = (a.get("latency_ms") or {}).get("p50")
         agreement = a.get("agreement")
