@@ -15,6 +15,7 @@ Which (framework, stage) pairs are implemented is data in `edgekit.support`, che
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
@@ -408,6 +409,10 @@ def _describe_error(err: dict, lines: dict[tuple, int]) -> str:
         where = f" in {_dotted(parent)}" if parent else ""
         return f"{at}unknown key '{key}'{where}{hint}"
     message = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a cross-field check: point at the first key path its message names
+        named = re.match(r"^([a-z_]+(?:\.[a-z_]+)+)", message)
+        line = _line_for(tuple(named.group(1).split(".")), lines) if named else None
+        return f"{f'line {line}: ' if line else ''}{message}"
     if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)) and "input" in err:
         message = f"{message}, got {err['input']!r}"
     return f"{at}{_dotted(loc)}: {message}"

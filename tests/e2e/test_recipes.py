@@ -1,0 +1,113 @@
+"""Every example recipe, the other quantization settings, a SavedModel teacher, a regression task
+and the real third-party wake-word model, each run end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT, run_edgekit, shared_model
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = sorted(p.name for p in (ROOT / "recipes").glob("*.yaml") if p.name != "quickstart.yaml")
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def _artifact(report: dict, name: str) -> dict:
+    return next(a for a in report["artifacts"] if a["name"] == name)
+
+
+@pytest.mark.parametrize("recipe", EXAMPLES)
+def test_example_recipe_runs_and_passes_its_gates(recipe, tmp_path):
+    if recipe == "tiny_sww.yaml":
+        shared_model("tiny_sww/str_ww_ref_model.h5")
+    out = tmp_path / "run"
+    result = run_edgekit("compress", f"recipes/{recipe}", "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = _report(out)
+    assert report["passed"] and report["gates"], "example recipes set gates, and they pass"
+    finals = [a for a in report["artifacts"] if a["role"] == "final"]
+    assert finals and all(a["accuracy"] is not None and a["bytes"] > 0 for a in finals)
+
+
+def test_tiny_sww_h5_from_keras_2_quantizes_like_the_reference(tmp_path):
+    reference = shared_model("tiny_sww/str_ww_ref_model.tflite")
+    out = tmp_path / "sww"
+    result = run_edgekit("compress", "recipes/tiny_sww.yaml", "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    model = _artifact(_report(out), "model.tflite")
+    assert model["bytes"] <= 80_000 and model["bytes"] == (out / "model.tflite").stat().st_size
+    assert model["bytes"] <= 1.05 * reference.stat().st_size
+    assert model["accuracy"] >= 0.86
+    assert model["io"]["inputs"][0]["dtype"] == "int8" and model["io"]["inputs"][0]["shape"][1:] == [30, 1, 40]
+
+
+@pytest.mark.parametrize(
+    "precision, io, per_channel, tflite_input",
+    [("dynamic", "float32", True, "float32"), ("float16", "float32", True, "float32"),
+     ("int8", "uint8", True, "uint8"), ("int8", "float32", False, "float32")],
+)
+def test_quantization_settings(precision, io, per_channel, tflite_input, tmp_path):
+    out = tmp_path / "run"
+    result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "-q",
+                         "--set", f"stages.0.quantize.precision={precision}", "--set", f"stages.0.quantize.io={io}",
+                         "--set", f"stages.0.quantize.per_channel={str(per_channel).lower()}",
+                         "--set", "gates={}")
+    assert result.returncode == 0, result.stderr
+    report = _report(out)
+    teacher, tflite, onnx = (_artifact(report, n) for n in ("teacher", "model.tflite", "model.onnx"))
+    baseline = _artifact(report, "baseline.tflite")
+    assert tflite["precision"] == precision and tflite["io"]["inputs"][0]["dtype"] == tflite_input
+    assert teacher["accuracy"] - tflite["accuracy"] <= 0.02
+    assert teacher["accuracy"] - onnx["accuracy"] <= 0.02
+    expected_ratio = {"float16": 0.55, "dynamic": 0.30, "int8": 0.30}[precision]
+    assert tflite["bytes"] <= expected_ratio * baseline["bytes"]
+    assert onnx["bytes"] < _artifact(report, "baseline.onnx")["bytes"]
+
+
+def test_savedmodel_directory_teacher(tmp_path):
+    from edgekit.backends import get_backend
+
+    keras = get_backend("keras")
+    saved = tmp_path / "digits_savedmodel"
+    keras.load(ROOT / "sample_models" / "digits_cnn.keras").save(str(saved))
+    assert (saved / "saved_model.pb").exists()
+    out = tmp_path / "run"
+    result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "-q",
+                         "--set", f"teacher.path={saved}")
+    assert result.returncode == 0, result.stderr
+    report = _report(out)
+    assert report["stages"][0]["config"]["path"] == str(saved)
+    assert _artifact(report, "model.tflite")["accuracy"] >= 0.95
+
+
+def test_regression_task_reports_mae_and_gates_on_its_increase(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 2 * np.pi, size=(1200, 1)).astype(np.float32)
+    y = np.sin(x[:, 0]).astype(np.float32)
+    np.savez(tmp_path / "sine.npz", x_train=x[:1000], y_train=y[:1000], x_test=x[1000:], y_test=y[1000:])
+    recipe = tmp_path / "sine.yaml"
+    recipe.write_text(
+        "version: 1\nname: sine\ntask: regression\n"
+        "data: {source: npz, path: sine.npz, scale: 0.3183, offset: -1.0, calibration_samples: 200}\n"
+        "teacher: {build: {arch: mlp, width: 0.5}, train: {epochs: 40, batch_size: 32, learning_rate: 0.01}}\n"
+        "stages: [{quantize: {precision: int8, io: int8}}]\n"
+        "gates: {max_accuracy_drop: 0.05}\n"
+    )
+    out = tmp_path / "run"
+    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = _report(out)
+    assert report["metric"] == "mae"
+    teacher, tflite = _artifact(report, "teacher"), _artifact(report, "model.tflite")
+    assert teacher["mae"] < 0.1 and tflite["mae"] < 0.1
+    gate = next(g for g in report["gates"] if g["artifact"] == "model.tflite")
+    assert gate["unit"] == "mae" and gate["value"] == pytest.approx(tflite["mae"] - teacher["mae"], abs=1e-5)
+    assert not (out / "labels.txt").exists()
