@@ -286,9 +286,9 @@ class Recipe(Strict):
             )
         quantizers = [s for s in self.stages if s.kind == "quantize"]
         if len(quantizers) > 1:
-            raise ValueError("stages has more than one quantize stage; keep one")
+            raise ValueError("stages: more than one quantize stage; keep one")
         if quantizers and self.stages[-1].kind != "quantize":
-            raise ValueError("quantize must be the last stage: later stages would train a quantized model")
+            raise ValueError("stages: quantize must be the last stage (later stages would train a quantized model)")
         return self
 
     @property
@@ -410,8 +410,8 @@ def _describe_error(err: dict, lines: dict[tuple, int]) -> str:
         return f"{at}unknown key '{key}'{where}{hint}"
     message = err["msg"].removeprefix("Value error, ")
     if not loc:  # a cross-field check: point at the first key path its message names
-        named = re.match(r"^([a-z_]+(?:\.[a-z_]+)+)", message)
-        line = _line_for(tuple(named.group(1).split(".")), lines) if named else None
+        named = re.match(r"^([a-z_]+(?:\.[a-z_]+)*)", message)
+        line = lines.get(tuple(named.group(1).split("."))) if named else None
         return f"{f'line {line}: ' if line else ''}{message}"
     if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)) and "input" in err:
         message = f"{message}, got {err['input']!r}"
@@ -484,7 +484,7 @@ def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     data, lines = _parse_yaml(text, str(path))
     for assignment in overrides:
         apply_override(data, assignment)
-    data.setdefault("name", path.stem)
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._") or "run")
     recipe = parse_recipe(data, str(path), lines)
     recipe._source = path.resolve()
     recipe._lines = lines

@@ -37,12 +37,19 @@ def staged_directory(target: Path) -> Iterator[Path]:
     target = Path(target).absolute()
     parent = _prepare_parent(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    staging.chmod(_directory_mode())  # mkdtemp makes 0700; a run directory is as readable as any other
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _replace(staging, target)
+
+
+def _directory_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def _replace(staging: Path, target: Path) -> None:

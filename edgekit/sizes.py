@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -9,6 +10,7 @@ _UNITS = {
     "kb": 1000, "mb": 1000**2, "gb": 1000**3,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3,
 }
+_LARGEST = 1000**5
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -21,16 +23,20 @@ def parse_size(value: int | float | str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as 65536, 64KB, 64KiB or 0.5MB, got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative, got {value}")
-        return int(value)
-    match = _PATTERN.match(str(value))
-    unit = match.group(2).lower() if match else None
-    if not match or unit not in _UNITS:
-        raise ValueError(
-            f"expected a size such as 65536, 64KB, 64KiB or 0.5MB (units: B, KB, KiB, MB, MiB, GB, GiB), got {value!r}"
-        )
-    return int(round(float(match.group(1)) * _UNITS[unit]))
+        number, unit = float(value), ""
+    else:
+        match = _PATTERN.match(str(value))
+        unit = match.group(2).lower() if match else ""
+        if not match or unit not in _UNITS:
+            raise ValueError(f"expected a size such as 65536, 64KB, 64KiB or 0.5MB "
+                             f"(units: B, KB, KiB, MB, MiB, GB, GiB), got {value!r}")
+        number = float(match.group(1))
+    size = number * _UNITS[unit]
+    if not math.isfinite(size) or size > _LARGEST:
+        raise ValueError(f"a size must be a finite number of bytes below 1 PB, got {value!r}")
+    if size < 0:
+        raise ValueError(f"a size cannot be negative, got {value!r}")
+    return int(round(size))
 
 
 def format_size(n_bytes: int | float | None) -> str:

@@ -36,6 +36,8 @@ def teacher_framework(recipe: Recipe) -> str:
     if teacher.framework:
         return teacher.framework
     if teacher.path:
+        if recipe.resolve_path(teacher.path).is_dir():
+            return "keras"  # a SavedModel directory, whatever its name
         suffix = Path(teacher.path).suffix.lower()
         if suffix in FRAMEWORK_BY_SUFFIX:
             return FRAMEWORK_BY_SUFFIX[suffix]

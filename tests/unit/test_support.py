@@ -1,0 +1,161 @@
+"""edgekit.support: what this version implements, checked before anything is loaded or trained."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import RecipeError
+from edgekit.recipe import load_recipe
+from edgekit.support import check_support, teacher_framework
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def recipe_file(tmp_path: Path, body: str, teacher: str = "teacher:\n  path: model.keras\n", name="recipe.yaml"):
+    path = tmp_path / name
+    path.write_text("version: 1\n" + teacher + textwrap.dedent(body), encoding="utf-8")
+    return load_recipe(path)
+
+
+def support_error(recipe) -> str:
+    with pytest.raises(RecipeError) as excinfo:
+        check_support(recipe)
+    assert excinfo.value.exit_code == 2
+    return str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "framework"),
+    [
+        ("model.keras", "keras"),
+        ("model.h5", "keras"),
+        ("model.hdf5", "keras"),
+        ("MODEL.KERAS", "keras"),
+        ("exported/saved_model", "keras"),  # a SavedModel directory has no suffix
+        ("model.pt2", "torch"),
+        ("model.pt", "torch"),
+        ("model.ts", "torch"),
+        ("model.pth", "torch"),
+    ],
+)
+def test_framework_is_inferred_from_the_teacher_suffix(tmp_path, path, framework):
+    recipe = recipe_file(tmp_path, "", teacher=f"teacher:\n  path: {path}\n")
+
+    assert teacher_framework(recipe) == framework
+
+
+def test_explicit_framework_wins_over_the_suffix(tmp_path):
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: weights.bin\n  framework: keras\n")
+
+    assert teacher_framework(recipe) == "keras"
+
+
+def test_built_teacher_is_keras(tmp_path):
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  build: {arch: mlp}\n")
+
+    assert teacher_framework(recipe) == "keras"
+    assert check_support(recipe) == "keras"
+
+
+def test_unknown_suffix_is_an_error_naming_the_line_and_the_fix(tmp_path):
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: model.onnx\n")
+
+    with pytest.raises(RecipeError) as excinfo:
+        teacher_framework(recipe)
+
+    message = str(excinfo.value)
+    assert "model.onnx" in message
+    assert f"{recipe.source} line 3, teacher.path" in message
+    assert "teacher.framework" in message
+
+
+def test_a_savedmodel_directory_with_a_dot_in_its_name_is_keras(tmp_path):
+    saved = tmp_path / "digits.savedmodel"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: digits.savedmodel\n")
+
+    assert teacher_framework(recipe) == "keras"
+
+
+@pytest.mark.parametrize("path", ["model.pt2", "model.pt"])
+def test_torch_teacher_is_rejected_naming_the_recipe_and_what_is_supported(tmp_path, path):
+    recipe = recipe_file(tmp_path, "", teacher=f"teacher:\n  path: {path}\n")
+
+    message = support_error(recipe)
+
+    assert str(recipe.source) in message
+    assert "line 2" in message
+    assert "torch teachers are not supported" in message
+    assert "keras" in message.lower()
+    assert ".keras" in message  # how to fix it
+
+
+@pytest.mark.parametrize(
+    ("stage", "label"),
+    [
+        ("- distill: {}\n", "distill"),
+        ("- prune: {sparsity: 0.5}\n", "prune"),
+        ("- cluster: {}\n", "cluster"),
+        ("- quantize: {method: qat}\n", "quantize.qat"),
+    ],
+)
+def test_stages_not_implemented_are_rejected_with_label_and_line(tmp_path, stage, label):
+    recipe = recipe_file(tmp_path, "stages:\n  " + stage)
+
+    message = support_error(recipe)
+
+    assert f"the '{label}' stage is not available for keras" in message
+    assert f"{recipe.source} line 5, stages[0]" in message
+    assert "quantize.ptq" in message  # what is available
+
+
+def test_the_first_unsupported_stage_is_named(tmp_path):
+    recipe = recipe_file(tmp_path, "stages:\n  - cluster: {}\n  - quantize: {}\n")
+
+    message = support_error(recipe)
+
+    assert "'cluster'" in message and "stages[0]" in message
+
+
+@pytest.mark.parametrize("precision", ["int8", "dynamic", "float16"])
+def test_ptq_is_supported_for_keras(tmp_path, precision):
+    recipe = recipe_file(tmp_path, f"stages:\n  - quantize: {{precision: {precision}}}\n")
+
+    assert check_support(recipe) == "keras"
+
+
+def test_sparse_export_is_rejected(tmp_path):
+    recipe = recipe_file(tmp_path, "export:\n  sparse: true\n")
+
+    message = support_error(recipe)
+
+    assert "export.sparse" in message
+    assert f"{recipe.source} line 5, export.sparse" in message
+    assert "set it to false" in message
+
+
+def test_sparse_false_is_fine(tmp_path):
+    recipe = recipe_file(tmp_path, "export:\n  sparse: false\n")
+
+    assert check_support(recipe) == "keras"
+
+
+def test_factory_with_a_keras_teacher_is_rejected(tmp_path):
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: model.keras\n  factory: pkg.mod:build\n")
+
+    message = support_error(recipe)
+
+    assert "teacher.factory applies to torch teachers only" in message
+    assert "line 4, teacher.factory" in message
+
+
+def test_quickstart_recipe_is_supported():
+    recipe = load_recipe(REPO / "recipes" / "quickstart.yaml")
+
+    assert check_support(recipe) == "keras"
+    assert [s.label for s in recipe.stages] == ["quantize.ptq"]
+    assert recipe.name == "quickstart"
