@@ -26,13 +26,36 @@ class Export:
 
 
 def _write_tflite(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
+    sparse = ctx.recipe.export.sparse and artifact.info.get("pruned") is not None
+    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib, sparse=sparse)
+    if not sparse:
+        return
+    problem = runs_on_litert(path, ctx.dataset.x_calib[:1], ctx.recipe.evaluate.latency.threads)
+    if problem is None:
+        return
+    ctx.warnings.append(f"{path.name}: the sparse-encoded file does not run on LiteRT ({problem}); "
+                        "it was written dense instead (export.sparse)")
     ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib)
 
 
+def runs_on_litert(path: Path, sample, threads: int) -> Optional[str]:
+    """None when LiteRT (with XNNPACK) prepares and runs `path` on one sample, else the reason."""
+    from .errors import EdgekitError
+    from .runtimes import get_runtime
+
+    try:
+        get_runtime("litert").open(path, threads=threads).predict(sample)
+    except EdgekitError as exc:
+        return str(exc)
+    return None
+
+
 def _write_onnx(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
-    if artifact.quantization is None:
-        ctx.backend.export(artifact.model, "onnx", path)
-        float_onnx[id(artifact.model)] = path
+    if artifact.quantization is None or artifact.info.get("quantization_aware"):
+        # float, or quantization-aware: the backend writes the trained quantization itself
+        ctx.backend.export(artifact.model, "onnx", path, artifact.quantization, ctx.dataset.x_calib)
+        if artifact.quantization is None:
+            float_onnx[id(artifact.model)] = path
         return
     source: Optional[Path] = float_onnx.get(id(artifact.model))
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:

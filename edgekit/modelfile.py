@@ -1,15 +1,17 @@
 """Facts about a model FILE on disk, independent of any runtime: which files ship, their size, params.
 
-    model_files("model.onnx")   # [model.onnx, model.onnx.data]  (external weights travel with it)
-    file_size("model.tflite")   # {"bytes": 23456, "gzip_bytes": 9876, "files": ["model.tflite"]}
-    param_count("model.tflite") # 12345 weight elements stored in the file
+    model_files("model.onnx")       # [model.onnx, model.onnx.data]  (external weights travel with it)
+    file_size("model.tflite")       # {"bytes": 23456, "gzip_bytes": 9876, "files": ["model.tflite"]}
+    param_count("model.tflite")     # 12345 weight elements stored in the file
+    weight_sparsity("model.tflite") # {"layers": [...], "elements": 12288, "zeros": 9216, "sparsity": 0.75}
+    is_sparse_encoded("model.tflite")  # True when tensors are stored in TFLite's sparse format
 
 Size gates (DESIGN.md) count everything that must be shipped, so an .onnx file's external-data files
 are part of its size. gzip size shows what pruning really saves: zeros compress, a sparse-but-dense
-tensor does not shrink on disk.
+tensor does not shrink on disk. `weight_sparsity` shows whether pruning survived conversion.
 
 Parsing uses `onnx` (protobuf only, no runtime) and, for .tflite, the flatbuffer schema classes that
-ship with ai-edge-litert (see `_tflite_param_count`); both are imported inside the functions.
+ship with ai-edge-litert (see `edgekit.tflite_schema`); both are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import gzip
 import math
 from pathlib import Path
 
+import numpy as np
+
+from edgekit import tflite_schema
 from edgekit.errors import InputError
 
 # ONNX ops whose inputs 1 and 2 are quantization parameters, not weights.
@@ -95,57 +100,105 @@ def _onnx_param_count(path: Path) -> int:
     return int(total)
 
 
-# ---- TFLite ----------------------------------------------------------------------------------
+# Weight-consuming ONNX ops: op -> (index of the weight input, index of its zero point or None).
+_ONNX_WEIGHT_INPUTS = {
+    "Conv": (1, None), "ConvTranspose": (1, None), "Gemm": (1, None), "MatMul": (1, None),
+    "ConvInteger": (1, 3), "MatMulInteger": (1, 3), "QLinearConv": (3, 5), "QLinearMatMul": (3, 5),
+}
+# Per-channel zero points of those ops run along this weight axis (QLinearConv: output channels).
+_ONNX_ZERO_POINT_AXIS = {"ConvInteger": 0, "QLinearConv": 0, "MatMulInteger": -1, "QLinearMatMul": -1}
 
-def _tflite_param_count(path: Path) -> int:
-    """Elements of the constant tensors (those whose buffer holds data) of subgraph 0.
 
-    The file is read with `ai_edge_litert.schema_py_generated`, the flatc-generated reader of the
-    .tflite schema that ships inside ai-edge-litert: it parses the flatbuffer directly, needs neither
-    TensorFlow (`tf.lite` would import all of TF, seconds and gigabytes) nor an interpreter (which
-    would have to allocate and could fail on ops it lacks), and matches the runtime edgekit measures
-    with. A tensor holds data when its buffer index is > 0 and the buffer has inline bytes, or an
-    offset/size into the file's tail (models over 2 GB), or when it names an external buffer.
-    Variable tensors (e.g. LSTM state) are not weights and are skipped; a buffer shared by several
-    tensors counts once; sparse tensors count at their dense shape.
+def _onnx_stored_tensors(model):
+    """({name: dense TensorProto}, {name: SparseTensorProto}, {output name: producing node}), all graphs."""
+    constants, sparse, producer = {}, {}, {}
+    for graph in _graphs(model.graph):
+        constants.update((tensor.name, tensor) for tensor in graph.initializer)
+        sparse.update((tensor.values.name, tensor) for tensor in graph.sparse_initializer)
+        for node in graph.node:
+            producer.update((out, node) for out in node.output)
+            if node.op_type == "Constant":
+                constants.update((node.output[0], attr.t) for attr in node.attribute if attr.HasField("t"))
+    return constants, sparse, producer
+
+
+def _onnx_weight_sources(model):
+    """(stored weight name, zero point name or "", zero point axis, block size) per weight input, once each.
+
+    The weight input is followed back through DequantizeLinear (which then supplies the zero point,
+    its `axis` and `block_size`) and Identity nodes to the initializer / Constant that stores it.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    constants, sparse, producer = _onnx_stored_tensors(model)
+    seen = set()
+    for graph in _graphs(model.graph):
+        for node in graph.node:
+            w_index, zp_index = _ONNX_WEIGHT_INPUTS.get(node.op_type, (None, None))
+            if w_index is None or len(node.input) <= w_index:
+                continue
+            name = node.input[w_index]
+            zp_name = node.input[zp_index] if zp_index is not None and len(node.input) > zp_index else ""
+            axis, block = _ONNX_ZERO_POINT_AXIS.get(node.op_type, 0), 0
+            for _ in range(8):
+                source = producer.get(name)
+                if name in constants or name in sparse or source is None:
+                    break
+                if source.op_type == "DequantizeLinear":
+                    attrs = {a.name: a.i for a in source.attribute}
+                    zp_name = source.input[2] if len(source.input) > 2 else ""
+                    axis, block = attrs.get("axis", 1), attrs.get("block_size", 0)
+                elif source.op_type != "Identity":
+                    break
+                name = source.input[0]
+            if name not in seen and (name in constants or name in sparse):
+                seen.add(name)
+                yield name, zp_name, axis, block
 
-    buf = path.read_bytes()
-    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
-        raise InputError(f"{path}: not a valid .tflite model (no 'TFL3' flatbuffer identifier)")
+
+def _onnx_weight_layers(path: Path) -> list[dict]:
+    """Stored weights of rank >= 2 at the weight input of Conv / Gemm / MatMul (and their integer forms).
+
+    A weight reached through DequantizeLinear (QDQ models) is counted on the stored integer tensor:
+    its zeros are the elements equal to the zero point (per channel along `axis`, or per block with
+    `block_size`; no zero point means 0). Float weights count exact 0.0. A sparse initializer counts
+    at its dense shape, the entries it does not store being zeros. ORT-internal forms such as
+    MatMulNBits are not recognised.
+    """
+    from onnx import numpy_helper
+
+    model = _load_onnx(path)
+    constants, sparse, _ = _onnx_stored_tensors(model)
+    layers = []
     try:
-        model = schema.Model.GetRootAs(buf, 0)
-        if model.SubgraphsLength() == 0:
-            return 0
-        subgraph = model.Subgraphs(0)
-        n_buffers = model.BuffersLength()
-        seen: set = set()
-        total = 0
-        for i in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(i)
-            if tensor.IsVariable():
-                continue
-            index = tensor.Buffer()
-            key = None
-            if 0 < index < n_buffers:
-                buffer = model.Buffers(index)
-                if buffer.DataLength() > 0 or (buffer.Offset() > 1 and buffer.Size() > 0):
-                    key = ("buffer", index)
-            if key is None and tensor.ExternalBuffer() > 0:
-                key = ("external", tensor.ExternalBuffer())
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            total += math.prod(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else 1
-        return int(total)
-    except InputError:
-        raise
-    except Exception as exc:  # flatbuffers raises struct / index errors on a mangled file
-        raise InputError(f"{path}: not a valid .tflite model (cannot parse the flatbuffer: {exc})") from exc
+        for name, zp_name, axis, block in _onnx_weight_sources(model):
+            if name in sparse:
+                shape = [int(d) for d in sparse[name].dims]
+                values = numpy_helper.to_array(sparse[name].values, base_dir=str(path.parent))
+                elements = math.prod(shape)
+                zeros = elements - int(np.count_nonzero(values))
+            else:
+                values = numpy_helper.to_array(constants[name], base_dir=str(path.parent))
+                shape, elements = list(values.shape), int(values.size)
+                zero_point = np.zeros(1, values.dtype)
+                if zp_name in constants:
+                    zero_point = numpy_helper.to_array(constants[zp_name], base_dir=str(path.parent))
+                if zero_point.size > 1 and zero_point.ndim == values.ndim and block:  # blocked quantization
+                    zero_point = np.repeat(zero_point, block, axis=axis)[tuple(slice(0, n) for n in shape)]
+                elif zero_point.size > 1:  # per channel along `axis`
+                    view = [1] * len(shape)
+                    view[axis] = -1
+                    zero_point = zero_point.reshape(view)
+                zeros = int(np.count_nonzero(values == zero_point))
+            if len(shape) >= 2:
+                layers.append({"name": name, "shape": shape, "elements": elements, "zeros": zeros,
+                               "sparsity": zeros / elements if elements else 0.0,
+                               "encoding": "sparse" if name in sparse else "dense"})
+    except Exception as exc:  # missing external data, a zero point that does not fit its tensor, ...
+        raise InputError(f"{path}: cannot read the weights of this .onnx model ({exc})") from exc
+    return layers
 
 
-_PARAM_COUNTERS = {".onnx": _onnx_param_count, ".tflite": _tflite_param_count}
+_PARAM_COUNTERS = {".onnx": _onnx_param_count, ".tflite": tflite_schema.param_count}
+_WEIGHT_READERS = {".onnx": _onnx_weight_layers, ".tflite": tflite_schema.weight_layers}
 
 
 # ---- public API ------------------------------------------------------------------------------
@@ -188,3 +241,36 @@ def param_count(path: str | Path) -> int:
     if counter is None:
         raise InputError(f"{p}: cannot count parameters of a '{p.suffix}' file (expected .tflite or .onnx)")
     return counter(p)
+
+
+def weight_sparsity(path: str | Path) -> dict:
+    """Fraction of zero weights in the conv / dense / matmul weight tensors stored in the file.
+
+    {"layers": [{"name", "shape", "elements", "zeros", "sparsity", "encoding": "dense"|"sparse"}, ...],
+     "elements": n, "zeros": z, "sparsity": z / n}
+
+    Only weights are counted (biases, shapes and other constants are not): see
+    `edgekit.tflite_schema.weight_layers` and `_onnx_weight_layers` for which tensors and what counts
+    as zero (0.0, or the zero point of a quantized tensor). A sparse-encoded tensor reports its dense
+    shape; the entries it does not store are zeros.
+    """
+    p = _existing(path)
+    reader = _WEIGHT_READERS.get(p.suffix.lower())
+    if reader is None:
+        raise InputError(f"{p}: cannot read the weights of a '{p.suffix}' file (expected .tflite or .onnx)")
+    layers = reader(p)
+    elements = sum(layer["elements"] for layer in layers)
+    zeros = sum(layer["zeros"] for layer in layers)
+    return {"layers": layers, "elements": elements, "zeros": zeros,
+            "sparsity": zeros / elements if elements else 0.0}
+
+
+def is_sparse_encoded(path: str | Path) -> bool:
+    """True when the file stores a tensor in a sparse format (.tflite sparsity, ONNX sparse_initializer)."""
+    p = _existing(path)
+    suffix = p.suffix.lower()
+    if suffix == ".tflite":
+        return tflite_schema.is_sparse_encoded(p)
+    if suffix == ".onnx":
+        return any(len(graph.sparse_initializer) for graph in _graphs(_load_onnx(p).graph))
+    raise InputError(f"{p}: cannot inspect a '{p.suffix}' file (expected .tflite or .onnx)")

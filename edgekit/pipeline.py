@@ -87,7 +87,9 @@ def recipe_hash(recipe: Recipe) -> str:
 
 
 def obtain_teacher(ctx: RunContext) -> Artifact:
-    """Load the teacher from teacher.path, or build it from the zoo and train it."""
+    """Load the teacher from teacher.path, or build it from the zoo and train it.
+
+    The stages' preflight checks run on the loaded or freshly built model before any training."""
     recipe, data, backend = ctx.recipe, ctx.dataset, ctx.backend
     teacher = recipe.teacher
     if teacher.path:
@@ -95,14 +97,16 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
         with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
             model = backend.load(path)
             backend.check_compatible(model, data, recipe.task, where=str(path))
+            backend.preflight(model, ctx)
             record["metrics"]["params"] = backend.describe(model)["params"]
         return Artifact(backend.framework, model, info={"source": str(teacher.path)})
     train = teacher.train or TrainConfig()
     summary = f"built {teacher.build.arch} (width {teacher.build.width:g}) and trained {train.epochs} epochs"
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
     with ctx.stage("teacher", summary, config) as record:
-        outputs = data.num_classes
-        model = backend.build(teacher.build.arch, teacher.build.width, data.input_shape, outputs, recipe.task, recipe.seed)
+        model = backend.build(teacher.build.arch, teacher.build.width, data.input_shape, data.num_classes,
+                              recipe.task, recipe.seed)
+        backend.preflight(model, ctx)
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
                               progress=ctx.progress.task, description="train teacher")
         record["metrics"]["params"] = backend.describe(model)["params"]
@@ -110,18 +114,41 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
 
 
 def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
+    """Run each stage on the previous one's artifact; record its details and in-framework figures."""
     for stage in ctx.recipe.stages:
         config = stage.config
-        with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")):
-            artifact = STAGES[stage.label](artifact, config, ctx)
+        with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")) as record:
+            result = STAGES[stage.label](artifact, config, ctx)
+            if result.model is not artifact.model:
+                record["details"] = result.info.get("details", {})
+                record["metrics"].update(in_framework_figures(result, ctx))
+        artifact = result
     return artifact
 
 
+def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
+    """Parameters and test-set quality of a stage's model in its framework (a simulation for QAT)."""
+    from .measuring import METRICS
+
+    outputs = ctx.backend.predict(artifact.model, ctx.dataset.x_test)
+    quality = METRICS[ctx.recipe.task](outputs, ctx.dataset.y_test)
+    figures = {"params": ctx.backend.describe(artifact.model)["params"]}
+    figures.update({k: v for k, v in quality.items() if k in ("accuracy", "mae") and v is not None})
+    return figures
+
+
 def _describe_stage(stage) -> str:
+    config = stage.config
     if stage.kind == "quantize":
-        q = stage.quantize
-        return f"{q.method} {q.precision} (io {q.io}, {'per-channel' if q.per_channel else 'per-tensor'})"
-    return stage.kind
+        return (f"{config.method} {config.precision} (io {config.io}, "
+                f"{'per-channel' if config.per_channel else 'per-tensor'})")
+    if stage.kind == "distill":
+        student = config.student
+        who = student.path or f"{student.arch} (width {student.width:g})"
+        return f"student {who}, T={config.temperature:g}, alpha={config.alpha:g}, {config.epochs} epochs"
+    if stage.kind == "prune":
+        return f"{config.structure} to {config.sparsity:g}, {config.epochs} epochs"
+    return f"{config.clusters} clusters, {config.epochs} epochs"
 
 
 def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT) -> RunResult:

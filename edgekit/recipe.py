@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -113,23 +113,69 @@ class TeacherConfig(Strict):
         return self
 
 
-class DistillConfig(Strict):
-    student: dict[str, Any] = Field(default_factory=lambda: {"arch": "cnn_small", "width": 0.25})
+class StudentConfig(Strict):
+    """The distillation student: a zoo architecture with a width multiplier, or a Keras model file."""
+
+    arch: Optional[Arch] = None
+    width: Annotated[float, Field(gt=0.0, le=8.0)] = 1.0
+    path: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _arch_or_path(self) -> "StudentConfig":
+        if (self.arch is None) == (self.path is None):
+            raise ValueError("distill.student needs either arch (with width) or path, e.g. {arch: cnn_small, width: 0.25}")
+        return self
+
+
+class FineTune(Strict):
+    """Training settings shared by the stages that train (defaults depend on the stage)."""
+
+    epochs: Annotated[int, Field(gt=0)] = 3
+    batch_size: Optional[Annotated[int, Field(gt=0)]] = None
+    learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
+
+    DEFAULT_LEARNING_RATE: ClassVar[float] = 1e-3
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "FineTune":
+        if self.batch_size is None:
+            self.batch_size = 32
+        if self.learning_rate is None:
+            self.learning_rate = self.DEFAULT_LEARNING_RATE
+        return self
+
+
+class DistillConfig(FineTune):
+    student: StudentConfig = Field(default_factory=lambda: StudentConfig(arch="cnn_small", width=0.25))
     temperature: Annotated[float, Field(gt=0.0)] = 4.0
     alpha: Fraction = 0.9
     epochs: Annotated[int, Field(gt=0)] = 10
 
 
-class PruneConfig(Strict):
+class PruneConfig(FineTune):
     sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     structure: Literal["unstructured", "2:4", "channels"] = "unstructured"
     schedule: Literal["polynomial", "constant"] = "polynomial"
-    epochs: Annotated[int, Field(gt=0)] = 3
+    initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _structure_options(self) -> "PruneConfig":
+        if self.structure == "2:4" and abs(self.sparsity - 0.5) > 1e-9:
+            raise ValueError("structure '2:4' keeps 2 of every 4 weights, so its sparsity is 0.5; remove sparsity")
+        if self.structure != "unstructured" and (self.schedule != "polynomial" or self.initial_sparsity):
+            raise ValueError(f"schedule and initial_sparsity apply to structure: unstructured, not '{self.structure}'")
+        if self.initial_sparsity and self.schedule != "polynomial":
+            raise ValueError("initial_sparsity applies to schedule: polynomial")
+        if self.initial_sparsity >= self.sparsity:
+            raise ValueError(f"initial_sparsity ({self.initial_sparsity}) must be below sparsity ({self.sparsity})")
+        return self
 
 
-class ClusterConfig(Strict):
+class ClusterConfig(FineTune):
     clusters: Annotated[int, Field(ge=2, le=256)] = 16
     epochs: Annotated[int, Field(gt=0)] = 1
+
+    DEFAULT_LEARNING_RATE: ClassVar[float] = 1e-4
 
 
 class QuantizeConfig(Strict):
@@ -138,6 +184,8 @@ class QuantizeConfig(Strict):
     io: Optional[Literal["int8", "uint8", "float32"]] = None
     per_channel: bool = True
     epochs: Optional[Annotated[int, Field(gt=0)]] = None
+    batch_size: Optional[Annotated[int, Field(gt=0)]] = None
+    learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
 
     @model_validator(mode="after")
     def _combinations(self) -> "QuantizeConfig":
@@ -148,13 +196,18 @@ class QuantizeConfig(Strict):
                 f"io: {self.io} needs precision: int8 (full integer); precision: {self.precision} keeps "
                 "float inputs and outputs, so use io: float32"
             )
-        if self.method == "ptq" and self.epochs is not None:
-            raise ValueError("quantize.epochs applies only to method: qat (post-training quantization does not train)")
+        training = {k for k in ("epochs", "batch_size", "learning_rate") if getattr(self, k) is not None}
+        if self.method == "ptq" and training:
+            raise ValueError(f"quantize.{sorted(training)[0]} applies only to method: qat "
+                             "(post-training quantization does not train)")
         if self.method == "qat":
             if self.precision != "int8":
                 raise ValueError("method: qat produces a full-integer model; use precision: int8")
-            if self.epochs is None:
-                self.epochs = 2
+            if not self.per_channel:
+                raise ValueError("method: qat uses TF-MOT's per-channel 8-bit scheme; remove per_channel: false")
+            self.epochs = self.epochs or 2
+            self.batch_size = self.batch_size or 32
+            self.learning_rate = self.learning_rate or 1e-3
         return self
 
 

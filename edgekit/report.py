@@ -58,11 +58,26 @@ def _gate_rows(report: dict) -> list[str]:
     return rows
 
 
+_DETAIL_KEYS = ("scheme", "student_params", "pruned_layers", "left_dense", "params_before", "params_after",
+                "clusters", "sparsity_preserved")
+
+
+def _details(stage: dict) -> str:
+    details = stage.get("details") or {}
+    shown = []
+    for key in _DETAIL_KEYS:
+        if key in details and details[key] not in (None, [], {}):
+            value = details[key]
+            shown.append(f"{key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else _num(value)}")
+    return "; ".join(shown)
+
+
 def _stage_rows(report: dict) -> list[str]:
     rows = ["| stage | what | wall time | in-framework figures |", "|---|---|--:|---|"]
     for s in report.get("stages", []):
         metrics = ", ".join(f"{k} {_num(v)}" for k, v in (s.get("metrics") or {}).items()) or "-"
-        rows.append(f"| {s['name']} | {s.get('summary', '')} | {s['wall_s']:.2f} s | {metrics} |")
+        what = "; ".join(part for part in (s.get("summary", ""), _details(s)) if part)
+        rows.append(f"| {s['name']} | {what} | {s['wall_s']:.2f} s | {metrics} |")
     return rows
 
 

@@ -18,16 +18,13 @@ FRAMEWORK_BY_SUFFIX = {
 
 # framework -> stage labels (Stage.label) that this version can run
 IMPLEMENTED_STAGES: dict[str, set[str]] = {
-    "keras": {"quantize.ptq"},
+    "keras": {"quantize.ptq", "quantize.qat", "distill", "prune", "cluster"},
 }
 IMPLEMENTED_FORMATS: dict[str, set[str]] = {
     "keras": {"tflite", "onnx"},
 }
 # recipe options documented in the contract whose implementation has not landed yet
-PENDING_OPTIONS = {
-    ("export", "sparse"): "export.sparse: true (sparse weight encoding) is not available in this version; "
-                          "remove it or set it to false",
-}
+PENDING_OPTIONS: dict[tuple[str, str], str] = {}
 
 
 def teacher_framework(recipe: Recipe) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import InputError
-from . import convert, loading, train, zoo
+from . import channels, cluster, convert, distill, loading, prune, qat, train, zoo
 
 
 def _shape(shape) -> list:
@@ -17,6 +17,26 @@ def _shape(shape) -> list:
 
 class KerasBackend:
     framework = "keras"
+    STAGES = {
+        "distill": distill.distill,
+        "prune": prune.prune,
+        "cluster": cluster.cluster,
+        "quantize.qat": qat.qat,
+    }
+
+    def preflight(self, model, ctx) -> None:
+        """Refuse, before any training, stages the model they will receive cannot take: channel
+        pruning of a topology it cannot rebuild is named here, not after the teacher trained."""
+        current = model
+        for i, stage in enumerate(ctx.recipe.stages):
+            if stage.kind == "distill":
+                current = distill.make_student(stage.distill, current, ctx.dataset, ctx.recipe)
+            elif stage.kind == "prune" and stage.prune.structure == "channels":
+                try:
+                    channels.check_prunable(current)
+                except InputError as exc:
+                    raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
+                                     f"'{current.name}': {exc}") from None
 
     def load(self, path: Path):
         return loading.load(path)
@@ -61,8 +81,8 @@ class KerasBackend:
                 )
 
     def export(self, model, fmt: str, path: Path, quantization: Any = None,
-               calibration: Optional[np.ndarray] = None) -> Path:
-        return convert.WRITERS[fmt](model, path, quantization, calibration)
+               calibration: Optional[np.ndarray] = None, sparse: bool = False) -> Path:
+        return convert.WRITERS[fmt](model, path, quantization, calibration, sparse)
 
 
 BACKEND = KerasBackend()

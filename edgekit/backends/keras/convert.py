@@ -6,6 +6,7 @@ plan to it with ONNX Runtime, so both shipped files carry int8 weights and activ
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -46,10 +47,15 @@ def _configure_quantization(converter, plan, calibration: Optional[np.ndarray]) 
             converter._experimental_disable_per_channel = True
 
 
-def to_tflite(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None) -> Path:
-    """Convert with a named `serving_default` signature and write `path`."""
+def to_tflite(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None, sparse: bool = False) -> Path:
+    """Convert with a named `serving_default` signature and write `path`.
+
+    `sparse` asks the converter to store pruned weights in TFLite's sparse encoding; whether the
+    runtime can run the result is checked by the caller, which runs it."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     _configure_quantization(converter, plan, calibration)
+    if sparse:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         with native_stderr_silenced():
             content = converter.convert()
@@ -59,16 +65,33 @@ def to_tflite(model, path: Path, plan=None, calibration: Optional[np.ndarray] = 
     return Path(path)
 
 
-def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None) -> Path:
-    """tf2onnx conversion in float, with a dynamic batch dimension and the input named `input`.
+def is_quantization_aware(model) -> bool:
+    """True for a TF-MOT QAT model (its layers are QuantizeWrapper / QuantizeLayer)."""
+    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
 
-    `plan` is not applied here: edgekit.onnx_quantize quantizes the float file with ONNX Runtime."""
+
+def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None, sparse: bool = False) -> Path:
+    """tf2onnx conversion with a dynamic batch dimension and the input named `input`.
+
+    A float model gives a float file, which edgekit.onnx_quantize then quantizes with ONNX Runtime.
+    A quantization-aware model is first converted to a full-integer .tflite with float32 inputs and
+    outputs, which tf2onnx turns into QDQ ONNX with int8 weights: the .onnx then carries exactly the
+    trained quantization of the .tflite (tf2onnx on the Keras graph would fold the fake-quantized
+    weights back into float32 initializers, four times larger). `sparse` does not apply to ONNX."""
     import tf2onnx
 
-    spec = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     try:
         with native_stderr_silenced():
-            tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+            if is_quantization_aware(model):
+                with tempfile.TemporaryDirectory(prefix="edgekit-qat-") as tmp:
+                    float_io = plan.model_copy(update={"io": "float32"})
+                    tflite = to_tflite(model, Path(tmp) / "qat.tflite", float_io, calibration)
+                    tf2onnx.convert.from_tflite(str(tflite), opset=ONNX_OPSET, output_path=str(path))
+            else:
+                spec = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
+                tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+    except StageError:
+        raise
     except Exception as exc:
         raise StageError("export", f"ONNX conversion of '{model.name}' (tf2onnx) failed: {str(exc).strip()[:600]}") from exc
     return Path(path)

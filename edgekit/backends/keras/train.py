@@ -1,7 +1,9 @@
-"""Training Keras models: the teacher from `teacher.train`, with a progress bar per epoch.
+"""Training Keras models: the teacher from `teacher.train` and the fine-tuning of every stage.
 
-Classification models output logits and train with sparse categorical cross-entropy; regression
-models train with mean squared error. The model passed in is cloned first, never trained in place.
+Classification models train with sparse categorical cross-entropy on their logits (or on their
+probabilities, for loaded models that end in a softmax); regression models with mean squared error.
+`fit` trains a clone: the model passed in is never changed. Stages that wrap a model (TF-MOT) clone
+first and then call `compile_and_fit` on the wrapper they own.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import numpy as np
 from .compat import keras, tf
 
 
-class _ProgressCallback(keras.callbacks.Callback):
+class ProgressCallback(keras.callbacks.Callback):
+    """Advances a progress bar once per epoch, showing loss and accuracy."""
+
+    SHOWN = ("loss", "accuracy", "val_accuracy", "mae", "val_mae")
+
     def __init__(self, advance):
         super().__init__()
         self._advance = advance
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        shown = {k: float(v) for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy", "mae", "val_mae")}
-        self._advance(1, **shown)
+        self._advance(1, **{k: float(v) for k, v in (logs or {}).items() if k in self.SHOWN})
 
 
 def clone(model):
@@ -29,28 +33,39 @@ def clone(model):
     return copy
 
 
-def loss_and_metrics(task: str):
+def ends_with_softmax(model) -> bool:
+    """True when the model outputs probabilities (a final softmax) rather than logits."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
+
+
+def loss_and_metrics(task: str, model=None):
     if task == "classification":
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+        from_logits = model is None or not ends_with_softmax(model)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), ["accuracy"]
     return keras.losses.MeanSquaredError(), ["mae"]
+
+
+def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None,
+                    description="train", callbacks=(), loss=None):
+    """Compile `model` with Adam and train it in place on the train split; returns the history."""
+    keras.utils.set_random_seed(seed)
+    default_loss, metrics = loss_and_metrics(dataset.task, model)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or default_loss, metrics=metrics)
+    validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
+    kwargs = dict(epochs=epochs, batch_size=batch_size, validation_data=validation, verbose=0, shuffle=True)
+    if progress is None:
+        return model.fit(dataset.x_train, dataset.y_train, callbacks=list(callbacks), **kwargs)
+    with progress(description, epochs) as advance:
+        return model.fit(dataset.x_train, dataset.y_train,
+                         callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
 
 
 def fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
     """Train a copy of `model` on the dataset's train split, validating on its validation split."""
-    keras.utils.set_random_seed(seed)
     trained = clone(model)
-    loss, metrics = loss_and_metrics(dataset.task)
-    trained.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-    validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
-    callbacks = []
-    if progress is None:
-        trained.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
-                    validation_data=validation, verbose=0, shuffle=True)
-        return trained
-    with progress(description, epochs) as advance:
-        callbacks.append(_ProgressCallback(advance))
-        trained.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
-                    validation_data=validation, verbose=0, shuffle=True, callbacks=callbacks)
+    compile_and_fit(trained, dataset, epochs, batch_size, learning_rate, seed, progress, description)
     return trained
 
 
@@ -59,3 +74,7 @@ def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     outputs = [np.asarray(model(tf.convert_to_tensor(x[i:i + batch_size]), training=False))
                for i in range(0, len(x), batch_size)]
     return np.concatenate(outputs, axis=0).astype(np.float32) if outputs else np.zeros((0,), np.float32)
+
+
+def steps_per_epoch(dataset, batch_size: int) -> int:
+    return max(1, int(np.ceil(len(dataset.x_train) / batch_size)))

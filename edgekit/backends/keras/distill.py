@@ -1,0 +1,101 @@
+"""Knowledge distillation: train a student against a frozen teacher.
+
+Classification loss (Hinton et al.): alpha · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha) · CE(y, s).
+Regression: alpha · MSE(t, s) + (1 − alpha) · MSE(y, s). Teachers that end in a softmax give
+probabilities; their logs serve as logits (softmax is invariant to the constant they differ by).
+"""
+
+from __future__ import annotations
+
+from ...artifact import Artifact
+from ...errors import InputError
+from . import loading, train, zoo
+from .compat import keras, tf
+
+
+class Distiller(keras.Model):
+    """Wraps student and teacher so `fit` trains the student with the distillation loss."""
+
+    def __init__(self, student, teacher, temperature: float, alpha: float, task: str):
+        super().__init__()
+        self.student, self.teacher = student, teacher
+        self.teacher.trainable = False
+        self.temperature, self.alpha, self.task = float(temperature), float(alpha), task
+        self.teacher_gives_probabilities = train.ends_with_softmax(teacher)
+        self.student_gives_probabilities = train.ends_with_softmax(student)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.quality = (keras.metrics.SparseCategoricalAccuracy(name="accuracy") if task == "classification"
+                        else keras.metrics.MeanAbsoluteError(name="mae"))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.quality]
+
+    def _logits(self, outputs, probabilities: bool):
+        return tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0)) if probabilities else outputs
+
+    def _loss(self, y, teacher_out, student_out):
+        if self.task == "regression":
+            mse = keras.losses.mean_squared_error
+            return self.alpha * mse(teacher_out, student_out) + (1 - self.alpha) * mse(tf.cast(y, student_out.dtype), student_out)
+        t = self._logits(teacher_out, self.teacher_gives_probabilities)
+        s = self._logits(student_out, self.student_gives_probabilities)
+        T = self.temperature
+        soft = keras.losses.kl_divergence(tf.nn.softmax(t / T), tf.nn.softmax(s / T)) * (T * T)
+        hard = keras.losses.sparse_categorical_crossentropy(y, s, from_logits=True)
+        return self.alpha * soft + (1 - self.alpha) * hard
+
+    def train_step(self, data):
+        x, y = data
+        teacher_out = self.teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            student_out = self.student(x, training=True)
+            loss = tf.reduce_mean(self._loss(y, teacher_out, student_out))
+        grads = tape.gradient(loss, self.student.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        self.quality.update_state(y, student_out)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        student_out = self.student(x, training=False)
+        self.loss_tracker.update_state(tf.reduce_mean(self._loss(y, self.teacher(x, training=False), student_out)))
+        self.quality.update_state(y, student_out)
+        return {m.name: m.result() for m in self.metrics}
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+
+def make_student(config, teacher, dataset, recipe):
+    """A new zoo student shaped like the teacher's input and output, or a loaded model."""
+    student_cfg = config.student
+    if student_cfg.path:
+        student = loading.load(recipe.resolve_path(student_cfg.path))
+        if student.output_shape[-1] != teacher.output_shape[-1]:
+            raise InputError(f"{student_cfg.path}: the student has {student.output_shape[-1]} outputs but the "
+                             f"teacher has {teacher.output_shape[-1]} (distill.student.path)")
+        return train.clone(student)
+    keras.utils.set_random_seed(recipe.seed)
+    return zoo.build(student_cfg.arch, student_cfg.width, tuple(teacher.input_shape[1:]),
+                     int(teacher.output_shape[-1]), recipe.task)
+
+
+def distill(artifact: Artifact, config, ctx) -> Artifact:
+    """Train a student on the dataset with the frozen teacher `artifact.model`; the teacher is untouched."""
+    teacher = train.clone(artifact.model)
+    student = make_student(config, teacher, ctx.dataset, ctx.recipe)
+    distiller = Distiller(student, teacher, config.temperature, config.alpha, ctx.recipe.task)
+    keras.utils.set_random_seed(ctx.recipe.seed)
+    distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    data = ctx.dataset
+    validation = (data.x_val, data.y_val) if len(data.x_val) else None
+    with ctx.progress.task("distill", config.epochs) as advance:
+        history = distiller.fit(data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size,
+                                validation_data=validation, verbose=0, shuffle=True,
+                                callbacks=[train.ProgressCallback(advance)])
+    details = {"student": student.name, "student_params": int(student.count_params()),
+               "teacher_params": int(artifact.model.count_params()),
+               "final_epoch": {k: round(float(v[-1]), 5) for k, v in history.history.items()}}
+    return artifact.evolve("distill", model=student, info={**artifact.info, "details": details})
