@@ -7,10 +7,13 @@ calibration samples (edgekit.onnx_quantize), so both shipped files are quantized
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+import numpy as np
 
 from .artifact import Artifact
 from .onnx_quantize import quantize_onnx
@@ -27,26 +30,36 @@ class Export:
 
 def _write_tflite(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
     sparse = ctx.recipe.export.sparse and artifact.info.get("pruned") is not None
-    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib, sparse=sparse)
+    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib)
     if not sparse:
         return
-    problem = runs_on_litert(path, ctx.dataset.x_calib[:1], ctx.recipe.evaluate.latency.threads)
-    if problem is None:
-        return
-    ctx.warnings.append(f"{path.name}: the sparse-encoded file does not run on LiteRT ({problem}); "
-                        "it was written dense instead (export.sparse)")
-    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib)
+    with tempfile.TemporaryDirectory(prefix="edgekit-sparse-") as tmp:
+        candidate = Path(tmp) / path.name
+        ctx.backend.export(artifact.model, "tflite", candidate, artifact.quantization, ctx.dataset.x_calib, sparse=True)
+        problem = sparse_problem(candidate, path, ctx.dataset.x_calib[:64], ctx.recipe.evaluate.latency.threads)
+        if problem is None:
+            shutil.copyfile(candidate, path)
+            return
+    ctx.warnings.append(f"{path.name}: written dense, because the sparse-encoded file {problem} "
+                        "(export.sparse)")
 
 
-def runs_on_litert(path: Path, sample, threads: int) -> Optional[str]:
-    """None when LiteRT (with XNNPACK) prepares and runs `path` on one sample, else the reason."""
+def sparse_problem(sparse: Path, dense: Path, samples, threads: int) -> Optional[str]:
+    """Why LiteRT (with XNNPACK) cannot ship the sparse file, or None when it runs it and gives the
+    dense file's outputs. Both checks matter: some sparse encodings fail to prepare, others run and
+    silently compute something else (seen with LiteRT 2.3 on block-sparse dynamic-range and float16)."""
     from .errors import EdgekitError
     from .runtimes import get_runtime
 
+    runtime = get_runtime("litert")
     try:
-        get_runtime("litert").open(path, threads=threads).predict(sample)
+        got = runtime.open(sparse, threads=threads).predict(samples)
     except EdgekitError as exc:
-        return str(exc)
+        return f"does not run on LiteRT ({str(exc).replace(str(sparse), sparse.name).strip()[:200]})"
+    expected = runtime.open(dense, threads=threads).predict(samples)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-3, atol=1e-3 * (np.abs(expected).max() + 1e-6)):
+        worst = float(np.nanmax(np.abs(got - expected))) if got.shape == expected.shape else float("nan")
+        return f"gives different outputs on LiteRT than the dense file (largest difference {worst:.3g})"
     return None
 
 

@@ -7,7 +7,7 @@ The teacher's outputs are the reference for agreement. Files whose runtime is no
 from __future__ import annotations
 
 from .evaluate import classification_metrics, measure_file, regression_metrics
-from .modelfile import file_size, param_count
+from .modelfile import file_size, is_sparse_encoded, param_count, weight_sparsity
 from .progress import to_absolute
 from .recipe import RUNTIME_OF_FORMAT
 
@@ -40,7 +40,7 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
                 "precision": export.precision, "io_type": export.io}
         if runtime not in recipe.evaluate.runtimes:
             entries.append({**base, **file_size(export.path), "params": param_count(export.path),
-                            "runtime": None, "latency_ms": None})
+                            "runtime": None, "latency_ms": None, **_sparsity(export.path)})
             continue
         with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
             with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance:
@@ -51,5 +51,13 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
                 )
             figures.pop("_predictions", None)
             record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
-        entries.append({**base, **figures})
+        entries.append({**base, **figures, **_sparsity(export.path)})
     return entries
+
+
+def _sparsity(path) -> dict:
+    """Zero weights per layer, read back from the exported file itself."""
+    found = weight_sparsity(path)
+    layers = [{k: layer[k] for k in ("name", "shape", "elements", "zeros", "sparsity", "encoding")}
+              for layer in found["layers"]]
+    return {"weight_sparsity": found["sparsity"], "sparse_encoded": is_sparse_encoded(path), "layers": layers}

@@ -109,6 +109,7 @@ def render_markdown(report: dict) -> str:
               f"{data.get('description', '')}: {data.get('train')} train, {data.get('validation')} validation, "
               f"{data.get('test')} test, {data.get('calibration')} calibration samples of shape "
               f"{data.get('input_shape')}; {data.get('num_classes')} outputs.", ""]
+    lines += _sparsity_section(report)
     if report.get("warnings"):
         lines += ["## Warnings", "", *[f"- {w}" for w in report["warnings"]], ""]
     lines += ["## Environment", "",
@@ -117,6 +118,25 @@ def render_markdown(report: dict) -> str:
               "| package | version |", "|---|---|",
               *[f"| {k} | {v} |" for k, v in (env.get("packages") or {}).items()], ""]
     return "\n".join(lines)
+
+
+def _sparsity_section(report: dict) -> list[str]:
+    """Per-layer weight sparsity of the final files, read back from each file, when any is sparse."""
+    finals = [a for a in report.get("artifacts", []) if a.get("role") == "final" and a.get("layers")]
+    if not any((a.get("weight_sparsity") or 0) >= 0.05 for a in finals):
+        return []
+    lines = ["## Weight sparsity", "",
+             "Zero weights per layer, counted in the exported file (int8: values equal to the zero point).", ""]
+    for a in finals:
+        encoding = "sparse-encoded" if a.get("sparse_encoded") else "dense"
+        lines += [f"**{a['name']}** ({encoding}): {_pct(a.get('weight_sparsity'))} of "
+                  f"{_num(sum(layer['elements'] for layer in a['layers']))} weights are zero.", "",
+                  "| layer | shape | weights | zeros | sparsity |", "|---|---|--:|--:|--:|"]
+        for layer in a["layers"]:
+            lines.append(f"| {layer['name'].split(';')[0][:60]} | {layer['shape']} | {_num(layer['elements'])} | "
+                         f"{_num(layer['zeros'])} | {_pct(layer['sparsity'])} |")
+        lines.append("")
+    return lines
 
 
 def _latency_setting(report: dict, key: str):

@@ -25,11 +25,10 @@ def _artifact(report: dict, name: str) -> dict:
 
 
 @pytest.mark.parametrize("recipe", EXAMPLES)
-def test_example_recipe_runs_and_passes_its_gates(recipe, tmp_path):
+def test_example_recipe_runs_and_passes_its_gates(recipe, example_run):
     if recipe == "tiny_sww.yaml":
         shared_model("tiny_sww/str_ww_ref_model.h5")
-    out = tmp_path / "run"
-    result = run_edgekit("compress", f"recipes/{recipe}", "--output", str(out), "-q")
+    out, result = example_run(recipe)
     assert result.returncode == 0, result.stderr + result.stdout
     report = _report(out)
     assert report["passed"] and report["gates"], "example recipes set gates, and they pass"
@@ -37,10 +36,9 @@ def test_example_recipe_runs_and_passes_its_gates(recipe, tmp_path):
     assert finals and all(a["accuracy"] is not None and a["bytes"] > 0 for a in finals)
 
 
-def test_tiny_sww_h5_from_keras_2_quantizes_like_the_reference(tmp_path):
+def test_tiny_sww_h5_from_keras_2_quantizes_like_the_reference(example_run):
     reference = shared_model("tiny_sww/str_ww_ref_model.tflite")
-    out = tmp_path / "sww"
-    result = run_edgekit("compress", "recipes/tiny_sww.yaml", "--output", str(out), "-q")
+    out, result = example_run("tiny_sww.yaml")
     assert result.returncode == 0, result.stderr
     model = _artifact(_report(out), "model.tflite")
     assert model["bytes"] <= 80_000 and model["bytes"] == (out / "model.tflite").stat().st_size

@@ -54,8 +54,8 @@ def to_tflite(model, path: Path, plan=None, calibration: Optional[np.ndarray] = 
     runtime can run the result is checked by the caller, which runs it."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     _configure_quantization(converter, plan, calibration)
-    if sparse:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    if sparse:  # added to what the plan set: alone it keeps a float model float
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         with native_stderr_silenced():
             content = converter.convert()
