@@ -27,5 +27,8 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+bench: install
+	$(PY) benchmarks/compression.py
+
 clean:
 	rm -rf runs .pytest_cache

@@ -109,3 +109,16 @@ def test_regression_task_reports_mae_and_gates_on_its_increase(tmp_path):
     gate = next(g for g in report["gates"] if g["artifact"] == "model.tflite")
     assert gate["unit"] == "mae" and gate["value"] == pytest.approx(tflite["mae"] - teacher["mae"], abs=1e-5)
     assert not (out / "labels.txt").exists()
+
+
+def test_compression_benchmark_smoke(tmp_path):
+    """The benchmark script still runs and writes its table (a reduced run: one recipe)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compression.py"), "--recipes", "quickstart",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "compression.json").read_text())["rows"]
+    assert rows[0]["recipe"] == "quickstart" and rows[0]["raw_ratio"] < 0.3
+    assert "| quickstart |" in proc.stdout
