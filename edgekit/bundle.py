@@ -30,6 +30,7 @@ def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: li
             "files": artifact.get("files", [artifact["name"]]),
             "runtime": artifact.get("runtime"),
             "precision": artifact.get("precision"),
+            "input_layout": artifact.get("layout", "nhwc"),
             "inputs": (artifact.get("io") or {}).get("inputs", []),
             "outputs": (artifact.get("io") or {}).get("outputs", []),
             "bytes": artifact.get("bytes"),

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .artifact import Artifact
+from .layouts import to_layout
 from .onnx_quantize import quantize_onnx
 
 
@@ -26,17 +27,21 @@ class Export:
     path: Path
     precision: str  # float32 | int8 | dynamic | float16
     io: str  # type of the inputs and outputs of the file
+    layout: str = "nhwc"  # layout of the file's image input: nhwc | nchw
 
 
 def _write_tflite(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
     sparse = ctx.recipe.export.sparse and artifact.info.get("pruned") is not None
-    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib)
+    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib,
+                       channels_last=bool(ctx.recipe.export.channels_last))
     if not sparse:
         return
     with tempfile.TemporaryDirectory(prefix="edgekit-sparse-") as tmp:
         candidate = Path(tmp) / path.name
-        ctx.backend.export(artifact.model, "tflite", candidate, artifact.quantization, ctx.dataset.x_calib, sparse=True)
-        problem = sparse_problem(candidate, path, ctx.dataset.x_calib[:64], ctx.recipe.evaluate.latency.threads)
+        ctx.backend.export(artifact.model, "tflite", candidate, artifact.quantization, ctx.dataset.x_calib, sparse=True,
+                           channels_last=bool(ctx.recipe.export.channels_last))
+        samples = to_layout(ctx.dataset.x_calib[:64], ctx.backend.input_layout("tflite", bool(ctx.recipe.export.channels_last)))
+        problem = sparse_problem(candidate, path, samples, ctx.recipe.evaluate.latency.threads)
         if problem is None:
             shutil.copyfile(candidate, path)
             return
@@ -64,17 +69,24 @@ def sparse_problem(sparse: Path, dense: Path, samples, threads: int) -> Optional
 
 
 def _write_onnx(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
-    if artifact.quantization is None or artifact.info.get("quantization_aware"):
-        # float, or quantization-aware: the backend writes the trained quantization itself
-        ctx.backend.export(artifact.model, "onnx", path, artifact.quantization, ctx.dataset.x_calib)
-        if artifact.quantization is None:
+    """Float models export as they are; quantized ones are quantized by ONNX Runtime from the float
+    file, except quantization-aware Keras models, whose backend writes the trained int8 itself.
+    A backend whose QAT model cannot go to ONNX directly leaves its fine-tuned float weights in
+    `info["float_model"]`, which ONNX Runtime then quantizes with the calibration samples."""
+    plan = artifact.quantization
+    float_model = artifact.info.get("float_model")
+    if plan is None or (artifact.info.get("quantization_aware") and float_model is None):
+        ctx.backend.export(artifact.model, "onnx", path, plan, ctx.dataset.x_calib)
+        if plan is None:
             float_onnx[id(artifact.model)] = path
         return
-    source: Optional[Path] = float_onnx.get(id(artifact.model))
+    model = float_model if float_model is not None else artifact.model
+    source: Optional[Path] = float_onnx.get(id(model))
+    calibration = to_layout(ctx.dataset.x_calib, ctx.backend.input_layout("onnx", False))
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         if source is None:
-            source = ctx.backend.export(artifact.model, "onnx", Path(tmp) / "float.onnx")
-        quantize_onnx(source, path, artifact.quantization, ctx.dataset.x_calib)
+            source = ctx.backend.export(model, "onnx", Path(tmp) / "float.onnx")
+        quantize_onnx(source, path, plan, calibration)
 
 
 WRITERS: dict[str, Callable[[Artifact, Path, Any, dict], None]] = {
@@ -101,5 +113,6 @@ def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
             with ctx.stage(f"export {path.name}", f"{precision}, {fmt}") as record:
                 WRITERS[fmt](artifact, path, ctx, float_onnx)
                 record["metrics"]["bytes"] = path.stat().st_size
-            exports.append(Export(role, fmt, path, precision, _io_of(artifact, fmt)))
+            layout = ctx.backend.input_layout(fmt, bool(ctx.recipe.export.channels_last))
+            exports.append(Export(role, fmt, path, precision, _io_of(artifact, fmt), layout))
     return exports

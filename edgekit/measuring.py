@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .evaluate import classification_metrics, measure_file, regression_metrics
 from .modelfile import file_size, is_sparse_encoded, param_count, weight_sparsity
+from .layouts import to_layout
 from .progress import to_absolute
 from .recipe import RUNTIME_OF_FORMAT
 
@@ -37,7 +38,7 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
         runtime = RUNTIME_OF_FORMAT[export.fmt]
         name = export.path.name
         base = {"name": name, "role": export.role, "format": export.fmt, "runtime": runtime,
-                "precision": export.precision, "io_type": export.io}
+                "precision": export.precision, "io_type": export.io, "layout": export.layout}
         if runtime not in recipe.evaluate.runtimes:
             entries.append({**base, **file_size(export.path), "params": param_count(export.path),
                             "runtime": None, "latency_ms": None, **_sparsity(export.path)})
@@ -45,7 +46,7 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
         with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
             with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance:
                 figures = measure_file(
-                    export.path, runtime, data.x_test, data.y_test, recipe.task, reference=reference,
+                    export.path, runtime, to_layout(data.x_test, export.layout), data.y_test, recipe.task, reference=reference,
                     latency_cfg={"warmup": latency.warmup, "runs": latency.runs, "batch": latency.batch},
                     threads=latency.threads, progress=to_absolute(advance),
                 )

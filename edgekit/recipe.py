@@ -269,6 +269,7 @@ class ExportConfig(Strict):
     formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
     sparse: bool = False
     bundle: bool = True
+    channels_last: Optional[bool] = None  # None: the framework's own layout; true: NHWC .tflite (torch)
 
     @field_validator("formats")
     @classmethod

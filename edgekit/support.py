@@ -69,6 +69,9 @@ def check_support(recipe: Recipe) -> str:
     for fmt in recipe.export.formats:
         if fmt not in IMPLEMENTED_FORMATS[framework]:
             raise RecipeError(f"{recipe.where('export', 'formats')}: {framework} models cannot be exported to {fmt}.")
+    if framework == "keras" and recipe.export.channels_last is False:
+        raise RecipeError(f"{recipe.where('export', 'channels_last')}: Keras models are channels-last (NHWC); "
+                          "export.channels_last: false (NCHW) is not possible. Remove the key.")
     for (section, key), message in PENDING_OPTIONS.items():
         if getattr(getattr(recipe, section), key):
             raise RecipeError(f"{recipe.where(section, key)}: {message}.")

@@ -38,7 +38,8 @@ class KerasBackend:
                     raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
                                      f"'{current.name}': {exc}") from None
 
-    def load(self, path: Path):
+    def load(self, path: Path, factory: Optional[str] = None):
+        """`factory` is a torch-only option, refused for Keras teachers at validation."""
         return loading.load(path)
 
     def build(self, arch, width, input_shape, outputs, task, seed):
@@ -81,8 +82,12 @@ class KerasBackend:
                 )
 
     def export(self, model, fmt: str, path: Path, quantization: Any = None,
-               calibration: Optional[np.ndarray] = None, sparse: bool = False) -> Path:
+               calibration: Optional[np.ndarray] = None, sparse: bool = False, channels_last: bool = True) -> Path:
+        """Keras models are channels-last already: `channels_last` changes nothing."""
         return convert.WRITERS[fmt](model, path, quantization, calibration, sparse)
+
+    def input_layout(self, fmt: str, channels_last: bool) -> str:
+        return "nhwc"
 
 
 BACKEND = KerasBackend()
