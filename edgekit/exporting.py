@@ -85,7 +85,7 @@ def _write_onnx(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
     calibration = to_layout(ctx.dataset.x_calib, ctx.backend.input_layout("onnx", False))
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         if source is None:
-            source = ctx.backend.export(model, "onnx", Path(tmp) / "float.onnx")
+            source = ctx.backend.export(model, "onnx", Path(tmp) / "float.onnx", None, ctx.dataset.x_calib)
         quantize_onnx(source, path, plan, calibration)
 
 

@@ -19,9 +19,21 @@ FRAMEWORK_BY_SUFFIX = {
 # framework -> stage labels (Stage.label) that this version can run
 IMPLEMENTED_STAGES: dict[str, set[str]] = {
     "keras": {"quantize.ptq", "quantize.qat", "distill", "prune", "cluster"},
+    "torch": {"quantize.ptq", "quantize.qat", "distill", "prune"},
 }
 IMPLEMENTED_FORMATS: dict[str, set[str]] = {
     "keras": {"tflite", "onnx"},
+    "torch": {"tflite", "onnx"},
+}
+# (framework, what) -> why not: combinations of options a backend cannot produce
+UNSUPPORTED_OPTIONS: dict[tuple[str, str], str] = {
+    ("torch", "export.sparse"): "LiteRT-Torch has no sparse weight encoding; remove export.sparse",
+    ("torch", "qat.io.float32"): ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
+                                  "use io: int8, or method: ptq for float32 I/O"),
+    ("torch", "qat.io.uint8"): ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
+                                "use io: int8"),
+    ("keras", "export.channels_last.false"): ("Keras models are channels-last (NHWC); export.channels_last: false "
+                                              "(NCHW) is not possible. Remove the key"),
 }
 # recipe options documented in the contract whose implementation has not landed yet
 PENDING_OPTIONS: dict[tuple[str, str], str] = {}
@@ -48,6 +60,19 @@ def teacher_framework(recipe: Recipe) -> str:
     return "keras"
 
 
+def _options_in_use(recipe: Recipe) -> list[tuple[str, tuple]]:
+    """The option combinations of UNSUPPORTED_OPTIONS that this recipe uses, with their key paths."""
+    used = []
+    if recipe.export.sparse:
+        used.append(("export.sparse", ("export", "sparse")))
+    if recipe.export.channels_last is False:
+        used.append(("export.channels_last.false", ("export", "channels_last")))
+    for i, stage in enumerate(recipe.stages):
+        if stage.label == "quantize.qat":
+            used.append((f"qat.io.{stage.quantize.io}", ("stages", i, "quantize", "io")))
+    return used
+
+
 def check_support(recipe: Recipe) -> str:
     """Raise RecipeError for what this version cannot do; return the teacher's framework."""
     framework = teacher_framework(recipe)
@@ -69,9 +94,10 @@ def check_support(recipe: Recipe) -> str:
     for fmt in recipe.export.formats:
         if fmt not in IMPLEMENTED_FORMATS[framework]:
             raise RecipeError(f"{recipe.where('export', 'formats')}: {framework} models cannot be exported to {fmt}.")
-    if framework == "keras" and recipe.export.channels_last is False:
-        raise RecipeError(f"{recipe.where('export', 'channels_last')}: Keras models are channels-last (NHWC); "
-                          "export.channels_last: false (NCHW) is not possible. Remove the key.")
+    for what, key_path in _options_in_use(recipe):
+        reason = UNSUPPORTED_OPTIONS.get((framework, what))
+        if reason:
+            raise RecipeError(f"{recipe.where(*key_path)}: {reason} (not possible for {framework} teachers).")
     for (section, key), message in PENDING_OPTIONS.items():
         if getattr(getattr(recipe, section), key):
             raise RecipeError(f"{recipe.where(section, key)}: {message}.")

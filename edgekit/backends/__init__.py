@@ -10,6 +10,7 @@ from .base import Backend
 # framework name -> module that defines `BACKEND`; imported only when that framework is used.
 _BACKEND_MODULES = {
     "keras": "edgekit.backends.keras",
+    "torch": "edgekit.backends.torch",
 }
 
 

@@ -83,14 +83,14 @@ def test_validate_unknown_key_exits_2_without_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_validate_unsupported_teacher_framework_exits_2(tmp_path):
+def test_validate_unsupported_stage_for_the_framework_exits_2(tmp_path):
     recipe = tmp_path / "torch.yaml"
-    recipe.write_text(MINIMAL.replace("model.keras", "model.pt2"))
+    recipe.write_text(MINIMAL.replace("model.keras", "model.pt2") + "stages:\n  - cluster: {}\n")
 
     result = invoke("validate", str(recipe))
 
     assert result.exit_code == 2
-    assert "torch teachers are not supported" in result.output
+    assert "'cluster' stage is not available for torch" in result.output
     assert "Traceback" not in result.output
 
 
@@ -105,16 +105,19 @@ def test_compress_missing_recipe_exits_2(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_compress_unsupported_teacher_exits_2_before_importing_tensorflow(tmp_path, monkeypatch):
+def test_compress_unsupported_stage_exits_2_before_importing_a_framework(tmp_path, monkeypatch):
     tf_was_loaded = "tensorflow" in sys.modules
+    torch_was_loaded = "torch" in sys.modules
     recipe = tmp_path / "torch.yaml"
-    recipe.write_text(MINIMAL.replace("model.keras", "model.pt2"))
+    recipe.write_text(MINIMAL.replace("model.keras", "model.pt2") + "stages:\n  - cluster: {}\n")
     monkeypatch.chdir(tmp_path)
 
     result = invoke("compress", str(recipe))
 
     assert result.exit_code == 2
-    assert "torch teachers are not supported" in result.output
+    assert "'cluster' stage is not available for torch" in result.output
+    if not torch_was_loaded:
+        assert "torch" not in sys.modules
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()  # nothing was written
     if not tf_was_loaded:

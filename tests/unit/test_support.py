@@ -83,17 +83,52 @@ def test_a_savedmodel_directory_with_a_dot_in_its_name_is_keras(tmp_path):
     assert teacher_framework(recipe) == "keras"
 
 
-@pytest.mark.parametrize("path", ["model.pt2", "model.pt"])
-def test_torch_teacher_is_rejected_naming_the_recipe_and_what_is_supported(tmp_path, path):
-    recipe = recipe_file(tmp_path, "", teacher=f"teacher:\n  path: {path}\n")
+@pytest.mark.parametrize("path", ["model.pt2", "model.pt", "model.ts"])
+def test_torch_teachers_are_supported(tmp_path, path):
+    recipe = recipe_file(tmp_path, "stages:\n  - distill: {}\n  - prune: {}\n  - quantize: {}\n",
+                         teacher=f"teacher:\n  path: {path}\n")
+
+    assert check_support(recipe) == "torch"
+
+
+def test_a_framework_missing_from_the_table_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.delitem(support.IMPLEMENTED_STAGES, "torch")
+    recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: model.pt2\n")
 
     message = support_error(recipe)
 
-    assert str(recipe.source) in message
-    assert "line 2" in message
+    assert str(recipe.source) in message and "line 2" in message
     assert "torch teachers are not supported" in message
-    assert "keras" in message.lower()
     assert ".keras" in message  # how to fix it
+
+
+def test_clustering_is_refused_for_torch_naming_the_stage(tmp_path):
+    recipe = recipe_file(tmp_path, "stages:\n  - cluster: {}\n", teacher="teacher:\n  path: model.pt2\n")
+
+    message = support_error(recipe)
+
+    assert "the 'cluster' stage is not available for torch" in message and "stages[0]" in message
+
+
+@pytest.mark.parametrize("body, key", [
+    ("export:\n  sparse: true\n", "export.sparse"),
+    ("stages:\n  - quantize: {method: qat, io: float32}\n", "stages[0].quantize.io"),
+    ("stages:\n  - quantize: {method: qat, io: uint8}\n", "stages[0].quantize.io"),
+])
+def test_options_torch_cannot_produce_are_refused(tmp_path, body, key):
+    recipe = recipe_file(tmp_path, body, teacher="teacher:\n  path: model.pt2\n")
+
+    message = support_error(recipe)
+
+    assert key in message and "not possible for torch teachers" in message
+
+
+def test_channels_first_export_is_refused_for_keras(tmp_path):
+    recipe = recipe_file(tmp_path, "export:\n  channels_last: false\n")
+
+    message = support_error(recipe)
+
+    assert "export.channels_last" in message and "channels-last" in message
 
 
 @pytest.mark.parametrize("stage", [

@@ -1,0 +1,89 @@
+"""The PyTorch backend: the same recipe keys as Keras, torch models underneath.
+
+Arrays cross this boundary in edgekit's channels-last layout and are transposed to NCHW here, so
+a torch teacher takes the same `data:` section as a Keras one. Exported files keep torch's NCHW
+input unless `export.channels_last: true` asks for an NHWC `.tflite` (`input_layout` says which).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ...errors import InputError
+from . import convert, distill, loading, prune, qat, train, zoo
+from .compat import torch
+from .layout import model_shape, to_nchw
+
+
+class TorchBackend:
+    framework = "torch"
+    STAGES = {
+        "distill": distill.distill,
+        "prune": prune.prune,
+        "quantize.qat": qat.qat,
+    }
+
+    def load(self, path: Path, factory: Optional[str] = None):
+        return loading.load(Path(path), factory)
+
+    def build(self, arch, width, input_shape, outputs, task, seed):
+        torch.manual_seed(seed)
+        return zoo.build(arch, width, tuple(input_shape), outputs, task)
+
+    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
+        return train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+
+    def clone(self, model):
+        return train.clone(model)
+
+    def predict(self, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return train.predict(model, x, batch_size)
+
+    def describe(self, model) -> dict:
+        return {"name": type(model).__name__, "params": train.param_count(model), "layers": len(list(model.modules()))}
+
+    def check_compatible(self, model, dataset, task: str, where: str = "teacher") -> None:
+        sample = dataset.x_train[:1]
+        try:
+            out = train.predict(model, sample)
+        except Exception as exc:  # a shape mismatch surfaces as whatever the first layer raises
+            raise InputError(
+                f"{where}: the model cannot take samples of shape {list(model_shape(dataset.input_shape))} "
+                f"(channels-first; the data holds {list(dataset.input_shape)} channels-last): {str(exc)[:300]}. "
+                "Check data.layout (nhwc | nchw), data.image_size, or the arrays named in data.keys."
+            ) from None
+        outputs = int(out.shape[-1]) if out.ndim > 1 else 1
+        if task == "classification":
+            largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
+            if largest >= outputs:
+                raise InputError(f"{where}: the data has class id {largest} but the model has only {outputs} "
+                                 f"outputs (classes 0..{outputs - 1}). Check data.keys.y_train / y_test or the model.")
+
+    def preflight(self, model, ctx) -> None:
+        """Channel pruning's dependency check on the model each stage will receive, before training."""
+        current = model
+        for i, stage in enumerate(ctx.recipe.stages):
+            if stage.kind == "distill":
+                current = distill.make_student(stage.distill, current, ctx.dataset, ctx.recipe)
+            elif stage.kind == "prune" and stage.prune.structure == "channels":
+                try:
+                    prune.check_prunable(current, ctx.dataset)
+                except InputError as exc:
+                    raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
+                                     f"this model: {exc}") from None
+
+    def input_layout(self, fmt: str, channels_last: bool) -> str:
+        """Layout of the exported file's image input: torch's NCHW, or NHWC for a channels-last .tflite."""
+        return "nhwc" if fmt == "tflite" and channels_last else "nchw"
+
+    def export(self, model, fmt: str, path: Path, quantization: Any = None,
+               calibration: Optional[np.ndarray] = None, sparse: bool = False, channels_last: bool = False) -> Path:
+        return convert.WRITERS[fmt](model, Path(path), quantization, calibration, channels_last=channels_last)
+
+
+BACKEND = TorchBackend()
+
+__all__ = ["BACKEND", "TorchBackend", "to_nchw"]

@@ -1,0 +1,206 @@
+"""Loading torch teachers without running code from the file.
+
+Three kinds of file are accepted, told apart by their contents (torch files are zip archives):
+- a `torch.export` program (`torch.export.save`, usually `.pt2`): `torch.export.load(...).module()`;
+- TorchScript (`torch.jit.save`, `.pt` / `.ts`; the archive has `code/` entries): `torch.jit.load`;
+- a `state_dict` (`torch.save(model.state_dict())`, `.pt` / `.pth`) with `teacher.factory:
+  "package.module:function"`, which builds the module; the weights are read with
+  `weights_only=True` and loaded strictly. The factory is the only route that imports user code,
+  and only code the recipe names.
+A pickled `nn.Module` (`torch.save(model)`) is refused: unpickling it runs arbitrary code from the file.
+
+Exported programs are specialised to the batch size they were exported with unless a dynamic batch
+dimension was declared; the static size is kept as `model.edgekit_batch` so `train.predict` feeds
+batches of exactly that size.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from ...errors import InputError
+from ...quiet import native_stderr_silenced, quiet_python_loggers
+from .compat import nn, torch
+from .train import set_mode
+
+SUFFIXES = (".pt2", ".pt", ".pth", ".ts")
+
+SAVE_INSTEAD = (
+    "Save the model in a form that holds no Python code instead: "
+    "torch.export.save(torch.export.export(model, (example,)), \"model.pt2\"), or "
+    "torch.jit.save(torch.jit.script(model), \"model.pt\"), or torch.save(model.state_dict(), \"model.pth\") "
+    "and set teacher.factory: \"pkg.module:build_model\" (a function returning the nn.Module)."
+)
+
+
+def _members(path: Path) -> Optional[list[str]]:
+    """The zip archive's member names, or None when the file is not a zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _kind(path: Path, members: Optional[list[str]]) -> str:
+    """'export', 'script' or 'pickle' (torch.save output, including pre-1.6 non-zip files)."""
+    if members is None:
+        return "export" if path.suffix.lower() == ".pt2" else "pickle"
+    names = [m.split("/", 1)[-1] for m in members]
+    if "archive_format" in names or any(n.startswith("models/") and n.endswith(".json") for n in names):
+        return "export"
+    if "constants.pkl" in names or any(n.startswith("code/") for n in names):
+        return "script"
+    return "pickle"
+
+
+def _corrupt(path: Path, what: str, exc: Exception) -> InputError:
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return InputError(f"{path}: cannot read the {what} (teacher.path): {first}. "
+                      "Is the file complete and saved by torch?")
+
+
+def _load_export(path: Path):
+    export_log = logging.getLogger("torch.export")  # logs a traceback before raising on a bad archive
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)
+    try:
+        with native_stderr_silenced(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(io.BytesIO(path.read_bytes()))
+            module = program.module()
+    except Exception as exc:
+        raise _corrupt(path, "torch.export program", exc) from None
+    finally:
+        export_log.setLevel(level)
+        quiet_python_loggers()
+    batch = _static_batch(program)
+    if batch is not None:
+        module.edgekit_batch = batch
+    return module
+
+
+def _static_batch(program) -> Optional[int]:
+    """The batch size an exported program is fixed to, or None when its batch dimension is dynamic."""
+    users = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in users:
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) > 0 and isinstance(shape[0], int):
+                return int(shape[0])
+            return None
+    return None
+
+
+def _load_script(path: Path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript loader
+            return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise _corrupt(path, "TorchScript model", exc) from None
+
+
+def _import_factory(factory: str):
+    module_name, sep, function_name = factory.partition(":")
+    if not sep or not module_name.strip() or not function_name.strip():
+        raise InputError(f"teacher.factory: {factory!r} is not \"package.module:function\" "
+                         "(a module importable from the working directory and a function in it that "
+                         "returns the nn.Module, called with no arguments).")
+    try:
+        module = importlib.import_module(module_name.strip())
+    except Exception as exc:
+        raise InputError(f"teacher.factory: cannot import module {module_name.strip()!r} "
+                         f"({type(exc).__name__}: {str(exc)[:300]}). The module must be importable from the "
+                         "working directory or PYTHONPATH.") from None
+    function = module
+    for part in function_name.strip().split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise InputError(f"teacher.factory: module {module_name.strip()!r} has no {function_name.strip()!r}.")
+    if not callable(function):
+        raise InputError(f"teacher.factory: {factory!r} is not callable.")
+    return function
+
+
+def _state_dict_of(obj):
+    """The state_dict in `obj`: itself, or a checkpoint's `state_dict` / `model_state_dict` / `model`."""
+    def is_state(d):
+        return isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values())
+
+    if is_state(obj):
+        return obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if is_state(obj.get(key)):
+                return obj[key]
+    return None
+
+
+def _load_state_dict(path: Path, factory: Optional[str]):
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" in str(exc).lower():  # a class to import: a pickled object, not weights
+            raise InputError(
+                f"{path}: the file is a pickled Python object (torch.save(model)), not weights. Loading it "
+                "would execute arbitrary code from the file, so edgekit refuses it. " + SAVE_INSTEAD) from None
+        raise _corrupt(path, "torch file", exc) from None
+    except Exception as exc:
+        raise _corrupt(path, "torch file", exc) from None
+    state = _state_dict_of(obj)
+    if state is None:
+        raise InputError(f"{path}: the file holds a {type(obj).__name__}, not a model or a state_dict "
+                         "(a dict of tensors). " + SAVE_INSTEAD)
+    if not factory:
+        raise InputError(f"{path}: the file is a state_dict (weights only); set teacher.factory: "
+                         "\"pkg.module:build_model\" to a function that builds the nn.Module, or save a "
+                         "torch.export (.pt2) or TorchScript (.pt) model instead.")
+    try:
+        module = _import_factory(factory)()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"teacher.factory: {factory!r} raised {type(exc).__name__}: {str(exc)[:300]}") from None
+    if not isinstance(module, nn.Module):
+        raise InputError(f"teacher.factory: {factory!r} returned a {type(module).__name__}, not a torch nn.Module.")
+    try:
+        module.load_state_dict(state, strict=True)
+    except Exception as exc:
+        raise InputError(f"{path}: the state_dict does not fit the module built by teacher.factory {factory!r}: "
+                         f"{' '.join(str(exc).split())[:600]}") from None
+    return module
+
+
+def load(path: Path, factory: Optional[str] = None) -> nn.Module:
+    """The teacher at `path` as an `nn.Module` in eval mode (see the module docstring for formats)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: the teacher model does not exist (teacher.path). Check the path, "
+                         "which is read relative to the recipe file, then to the working directory.")
+    if path.is_dir():
+        raise InputError(f"{path}: a torch teacher (teacher.path) is a file: .pt2 (torch.export), "
+                         ".pt / .ts (TorchScript) or .pt / .pth (state_dict with teacher.factory).")
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"{path}: not a torch model file (teacher.path). Torch teachers are "
+                         f"{', '.join(SUFFIXES)} files.")
+    kind = _kind(path, _members(path))
+    if kind == "export":
+        model = _load_export(path)
+    elif kind == "script":
+        model = _load_script(path)
+    else:
+        model = _load_state_dict(path, factory)
+    set_mode(model, False)
+    return model
+
+
+__all__ = ["SUFFIXES", "load"]

@@ -1,0 +1,262 @@
+"""Training torch models: the teacher from `teacher.train` and the fine-tuning of every stage.
+
+The twin of `backends/keras/train.py`: Adam, cross-entropy on logits for classification (or on
+log-probabilities when the model ends in a softmax), mean squared error for regression, shuffled
+mini-batches, one progress step per epoch showing loss and accuracy (or MAE). Arrays arrive
+channels-last and are transposed to NCHW here (`layout.to_nchw`).
+
+`fit` trains a copy and never changes its input; stages that own a model (distillation, pruning,
+QAT) call `fit_module`, which trains in place and takes a `loss_fn` (distillation's loss) and an
+`after_step` hook (pruning re-applies its masks after every optimizer step).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import random
+import warnings
+from typing import Callable, Optional
+
+import numpy as np
+
+from .compat import nn, torch
+from .layout import to_nchw
+
+LossFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+def set_seed(seed: int) -> None:
+    """Seed torch, numpy and Python's `random` (as `keras.utils.set_random_seed` does)."""
+    torch.manual_seed(int(seed))
+    np.random.seed(int(seed) % (2 ** 32))
+    random.seed(int(seed))
+
+
+def clone(model: nn.Module) -> nn.Module:
+    """An independent copy with the same weights; `model` is not modified.
+
+    TorchScript modules are copied by a save/load round trip: a deepcopy of one has non-leaf
+    parameters that no optimizer accepts."""
+    if isinstance(model, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(model, buffer)
+        buffer.seek(0)
+        return torch.jit.load(buffer, map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's pytree deprecations, for exported graphs
+        copied = copy.deepcopy(model)
+    if static_batch(model):  # GraphModule's deepcopy drops attributes it does not know
+        copied.edgekit_batch = static_batch(model)
+    return copied
+
+
+def param_count(model: nn.Module) -> int:
+    """Every parameter (trainable or frozen) plus BatchNorm running mean and variance.
+
+    The running statistics are counted so the number matches Keras' `count_params` (which counts
+    BatchNormalization's moving mean/variance as non-trainable weights); `num_batches_tracked` and
+    other buffers (pruning masks, constants) are not.
+    """
+    total = sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            total += sum(b.numel() for b in (module.running_mean, module.running_var) if b is not None)
+    return int(total)
+
+
+def set_mode(model: nn.Module, training: bool) -> None:
+    """`model.train(training)`, also for `torch.export` modules, whose own `.train()` raises."""
+    try:
+        model.train(training)
+    except NotImplementedError:
+        pass
+    if isinstance(model, torch.fx.GraphModule):  # a deepcopy keeps the graph but not the raising .train()
+        _set_exported_mode(model, training)
+
+
+# (op, index of its `training` argument) in a torch.export graph
+_MODE_ARGS = (("batch_norm", 5), ("dropout", 2), ("feature_dropout", 2))
+
+
+def _set_exported_mode(model, training: bool) -> None:
+    """Flip the `training` flag of the batch-norm and dropout calls in an exported graph.
+
+    Done by hand rather than with torchao's `allow_exported_model_train_eval`, whose pattern
+    rewrite resets batch-norm epsilon to 1e-5. Graphs already lowered to inference-only ops
+    (`_native_batch_norm_legit_no_training`) keep inference behaviour: their statistics stay fixed.
+    """
+    ops = {getattr(torch.ops.aten, name).default: index for name, index in _MODE_ARGS}
+    changed = False
+    for node in model.graph.nodes:
+        index = ops.get(node.target) if node.op == "call_function" else None
+        if index is not None and len(node.args) > index and node.args[index] != training:
+            node.args = node.args[:index] + (bool(training),) + node.args[index + 1:]
+            changed = True
+    if changed:
+        model.recompile()
+    for module in model.modules():
+        module.training = bool(training)
+
+
+def static_batch(model: nn.Module) -> Optional[int]:
+    """The only batch size the model accepts (a `torch.export` program without a dynamic batch)."""
+    batch = getattr(model, "edgekit_batch", None)
+    return int(batch) if batch else None
+
+
+def _first_tensor(out):
+    """The model output; a tuple/list/dict output contributes its first entry."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+first_tensor = _first_tensor
+
+
+def predict(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float32 outputs for channels-last `x`, in eval mode and batches, without gradients."""
+    if len(x) == 0:
+        return np.zeros((0,), np.float32)
+    was_training = bool(getattr(model, "training", False))
+    set_mode(model, False)
+    fixed = static_batch(model)
+    batch_size = fixed or batch_size
+    outputs = []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                chunk = to_nchw(np.asarray(x[i:i + batch_size], dtype=np.float32))
+                real = len(chunk)
+                if fixed and real < fixed:  # pad to the exported batch size, then drop the padding
+                    chunk = np.concatenate([chunk, np.zeros((fixed - real,) + chunk.shape[1:], np.float32)])
+                out = _first_tensor(model(torch.from_numpy(chunk)))
+                outputs.append(out.detach().float().cpu().numpy()[:real])
+    finally:
+        if was_training:
+            set_mode(model, True)
+    return np.concatenate(outputs, axis=0).astype(np.float32)
+
+
+def ends_with_softmax(model: nn.Module) -> bool:
+    """True when the last submodule is a softmax (the model outputs probabilities, not logits)."""
+    last = None
+    for module in model.modules():
+        last = module
+    return isinstance(last, (nn.Softmax, nn.Softmax2d))
+
+
+def default_loss(model: nn.Module, task: str) -> Callable:
+    """`loss(outputs, y)`: cross-entropy on logits (or probabilities), or MSE for regression."""
+    if task == "classification":
+        if ends_with_softmax(model):
+            return lambda out, y: nn.functional.nll_loss(torch.log(out.clamp_min(1e-7)), y)
+        return nn.functional.cross_entropy
+    return lambda out, y: nn.functional.mse_loss(_match(out, y), y)
+
+
+def _match(out, y):
+    """A `(n, 1)` regression output against `(n,)` targets: compare as `(n,)`."""
+    if out.ndim == 2 and out.shape[1] == 1 and y.ndim == 1:
+        return out[:, 0]
+    return out
+
+
+def _targets(y: np.ndarray, task: str):
+    if task == "classification":
+        return torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1))
+    return torch.from_numpy(np.asarray(y, dtype=np.float32))
+
+
+def _metric(out, y, task: str) -> float:
+    """Sum of correct predictions (classification) or of absolute errors (regression) in a batch."""
+    if task == "classification":
+        return float((out.argmax(dim=-1) == y).sum())
+    return float((_match(out, y) - y).abs().mean() * len(y))
+
+
+def _validate(model, dataset) -> dict:
+    if len(dataset.x_val) == 0:
+        return {}
+    out = torch.from_numpy(predict(model, dataset.x_val))
+    y = _targets(dataset.y_val, dataset.task)
+    if dataset.task == "classification":
+        return {"val_accuracy": _metric(out, y, dataset.task) / len(y)}
+    return {"val_mae": _metric(out, y, dataset.task) / len(y)}
+
+
+def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning_rate: float, seed: int,
+               progress=None, description: str = "train", loss_fn: Optional[LossFn] = None,
+               after_step: Optional[Callable[[nn.Module], None]] = None) -> None:
+    """Train `model` in place with Adam; it is left in eval mode.
+
+    `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss; `after_step(model)` runs
+    after every optimizer step. The same seed gives the same batches and the same weights.
+    """
+    set_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
+    task = dataset.task
+    x = torch.from_numpy(to_nchw(np.asarray(dataset.x_train, dtype=np.float32)))
+    y = _targets(dataset.y_train, task)
+    n = len(x)
+    base_loss = default_loss(model, task)
+    compute = loss_fn or (lambda out, xb, yb: base_loss(out, yb))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=float(learning_rate))
+    batch_size = static_batch(model) or max(1, int(batch_size))
+
+    def run_epoch() -> dict:
+        set_mode(model, True)
+        order = torch.randperm(n, generator=generator)
+        if static_batch(model):  # an exported program takes only full batches
+            order = order[:len(order) - len(order) % batch_size]
+        elif n > 1 and n % batch_size == 1:  # a lone last sample would break BatchNorm's batch statistics
+            order = order[:-1]
+        loss_sum = metric_sum = seen = 0.0
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            xb, yb = x[index], y[index]
+            optimizer.zero_grad(set_to_none=True)
+            out = _first_tensor(model(xb))
+            loss = compute(out, xb, yb)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step(model)
+            loss_sum += float(loss.detach()) * len(index)
+            metric_sum += _metric(out.detach(), yb, task)
+            seen += len(index)
+        set_mode(model, False)
+        seen = max(seen, 1.0)
+        logs = {"loss": loss_sum / seen, ("accuracy" if task == "classification" else "mae"): metric_sum / seen}
+        return {**logs, **_validate(model, dataset)}
+
+    try:
+        if progress is None:
+            for _ in range(int(epochs)):
+                run_epoch()
+        else:
+            with progress(description, int(epochs)) as advance:
+                for _ in range(int(epochs)):
+                    advance(1, **run_epoch())
+    finally:
+        set_mode(model, False)
+
+
+def fit(model: nn.Module, dataset, epochs: int, batch_size: int, learning_rate: float, seed: int,
+        progress=None, description: str = "train") -> nn.Module:
+    """Train a copy of `model` on the train split (validating on the validation split); returns it."""
+    trained = clone(model)
+    fit_module(trained, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+    return trained
+
+
+def steps_per_epoch(dataset, batch_size: int) -> int:
+    return max(1, int(np.ceil(len(dataset.x_train) / batch_size)))
+
+
+__all__ = ["clone", "default_loss", "first_tensor", "fit", "fit_module", "param_count", "predict", "set_mode", "set_seed",
+           "static_batch", "steps_per_epoch"]

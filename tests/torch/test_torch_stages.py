@@ -1,0 +1,243 @@
+"""Each torch training stage on tiny zoo models built in code: what it promises, and that the model it
+was given comes back untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgekit.artifact import Artifact  # noqa: E402
+from edgekit.data import Dataset  # noqa: E402
+from edgekit.pipeline import RunContext  # noqa: E402
+from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig, parse_recipe  # noqa: E402
+from edgekit.stages import STAGES  # noqa: E402
+from edgekit.backends.torch import BACKEND, distill, prune, train  # noqa: E402
+
+
+def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
+    """Separable toy data (NHWC float32): the class is which vertical band of the image is bright."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    x = rng.normal(0, 0.1, size=(n,) + shape).astype(np.float32)
+    band = shape[1] // classes
+    for i, label in enumerate(y):
+        x[i, :, label * band:(label + 1) * band] += 1.0
+    if task == "regression":
+        y = x.reshape(n, -1).mean(axis=1).astype(np.float32)
+    a, b = int(0.7 * n), int(0.8 * n)
+    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)
+
+
+def _context(data: Dataset) -> RunContext:
+    recipe = parse_recipe({"version": 1, "task": data.task,
+                           "teacher": {"build": {"arch": "cnn_small"}, "framework": "torch"}})
+    return RunContext(recipe, data, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    data = _dataset()
+    model = BACKEND.build("cnn_small", 1.0, data.input_shape, 4, "classification", seed=0)
+    model = BACKEND.train(model, data, epochs=4, batch_size=32, learning_rate=0.003, seed=0)
+    return data, Artifact("torch", model)
+
+
+def _state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(before: dict, model) -> bool:
+    after = model.state_dict()
+    return before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def _accuracy(model, data) -> float:
+    return float((BACKEND.predict(model, data.x_test).argmax(1) == data.y_test).mean())
+
+
+def _weights(model) -> list[tuple[str, np.ndarray]]:
+    return [(name, m.weight.detach().numpy()) for name, m in model.named_modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def test_teacher_is_accurate(teacher):
+    data, art = teacher
+    assert _accuracy(art.model, data) >= 0.95
+
+
+def test_distill_trains_a_smaller_student_and_leaves_the_teacher(teacher):
+    data, art = teacher
+    before = _state(art.model)
+    config = DistillConfig(student={"arch": "cnn_tiny", "width": 1.0}, epochs=15, learning_rate=0.01)
+    result = STAGES["distill"](art, config, _context(data))
+    assert _unchanged(before, art.model)
+    assert train.param_count(result.model) < train.param_count(art.model) / 4
+    assert _accuracy(result.model, data) >= 0.9
+    details = result.info["details"]
+    assert details["student_params"] == train.param_count(result.model)
+    assert details["teacher_params"] == train.param_count(art.model)
+    assert details["student"] == "cnn_tiny"
+
+
+def test_make_student_takes_the_teacher_outputs_and_data_shape(teacher):
+    data, art = teacher
+    config = DistillConfig(student={"arch": "mlp", "width": 0.25})
+    student = distill.make_student(config, art.model, data, _context(data).recipe)
+    assert BACKEND.predict(student, data.x_test[:3]).shape == (3, 4)
+
+
+def test_distillation_loss_matches_the_formula():
+    t = torch.tensor([[2.0, 0.5, -1.0]])
+    s = torch.tensor([[0.3, 1.0, 0.1]])
+    y = torch.tensor([1])
+
+    def softmax(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    tn, sn = t.numpy()[0], s.numpy()[0]
+    pt, ps = softmax(tn / 2), softmax(sn / 2)
+    kl = float((pt * np.log(pt / ps)).sum()) * 4.0
+    ce = -float(np.log(softmax(sn)[1]))
+    got = float(distill.distillation_loss(s, t, y, temperature=2.0, alpha=0.7, task="classification"))
+    assert got == pytest.approx(0.7 * kl + 0.3 * ce, rel=1e-5)
+    regression = float(distill.distillation_loss(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.5], [2.0]]),
+                                                 torch.tensor([0.0, 2.0]), 4.0, 0.25, "regression"))
+    assert regression == pytest.approx(0.25 * (0.25 / 2) + 0.75 * (1.0 / 2))
+
+
+def test_regression_distills_to_the_teacher_outputs():
+    data = _dataset(task="regression")
+    model = BACKEND.build("mlp", 0.5, data.input_shape, 1, "regression", seed=0)
+    model = BACKEND.train(model, data, epochs=10, batch_size=32, learning_rate=0.003, seed=0)
+    config = DistillConfig(student={"arch": "mlp", "width": 0.25}, epochs=10, learning_rate=0.003)
+    result = STAGES["distill"](Artifact("torch", model), config, _context(data))
+    mae = float(np.abs(BACKEND.predict(result.model, data.x_test)[:, 0] - data.y_test).mean())
+    assert mae < 0.05
+
+
+@pytest.mark.parametrize("schedule", ["polynomial", "constant"])
+def test_unstructured_pruning_reaches_the_target_sparsity(teacher, schedule):
+    data, art = teacher
+    before = _state(art.model)
+    config = PruneConfig(sparsity=0.75, schedule=schedule, epochs=2)
+    result = STAGES["prune"](art, config, _context(data))
+    assert _unchanged(before, art.model)
+    names = [name for name, _ in result.model.named_parameters()] + list(result.model.state_dict())
+    assert not any("weight_orig" in n or "weight_mask" in n for n in names)
+    assert not any(m._forward_pre_hooks for m in result.model.modules())
+    for name, weight in _weights(result.model):
+        assert (weight == 0).mean() == pytest.approx(0.75, abs=0.02), name
+    assert _accuracy(result.model, data) >= 0.85
+    assert result.info["pruned"] == "unstructured"
+    assert result.info["details"]["pruned_layers"] == ["conv1", "conv2", "dense1", "head"]
+
+
+def test_polynomial_schedule_follows_tfmot():
+    assert prune.polynomial_sparsity(0, 0.1, 0.8, 100) == pytest.approx(0.1)
+    assert prune.polynomial_sparsity(50, 0.1, 0.8, 100) == pytest.approx(0.8 - 0.7 * 0.125)
+    assert prune.polynomial_sparsity(100, 0.1, 0.8, 100) == pytest.approx(0.8)
+    assert prune.polynomial_sparsity(150, 0.1, 0.8, 100) == pytest.approx(0.8)
+
+
+def test_two_four_pruning_keeps_two_of_every_four(teacher):
+    data, art = teacher
+    result = STAGES["prune"](art, PruneConfig(structure="2:4", epochs=1), _context(data))
+    details = result.info["details"]
+    assert details["left_dense"] == ["conv1"]  # 1 input channel
+    assert details["pruned_layers"] == ["conv2", "dense1", "head"]
+    weights = dict(_weights(result.model))
+    for name in details["pruned_layers"]:
+        groups = np.moveaxis(weights[name], 1, -1).reshape(-1, 4)  # groups of 4 along the input dimension
+        assert ((groups != 0).sum(axis=1) <= 2).all(), name
+    assert _accuracy(result.model, data) >= 0.85
+
+
+def test_channel_pruning_gives_a_smaller_dense_model(teacher):
+    data, art = teacher
+    before = _state(art.model)
+    result = STAGES["prune"](art, PruneConfig(structure="channels", sparsity=0.5, epochs=3), _context(data))
+    assert _unchanged(before, art.model)
+    details = result.info["details"]
+    assert train.param_count(result.model) <= 0.6 * train.param_count(art.model)
+    assert details["params_after"] == train.param_count(result.model)
+    assert details["layers"]["conv1"] == {"before": 32, "after": 16}
+    assert "head" not in details["layers"]
+    assert BACKEND.predict(result.model, data.x_test[:2]).shape == (2, 4)
+    assert _accuracy(result.model, data) >= 0.85
+    assert "pruned" not in result.info  # a dense model: nothing sparse for later stages to keep
+
+
+@pytest.mark.parametrize("arch", ["cnn_small", "ds_cnn", "resnet8"])
+def test_check_prunable_accepts_zoo_models(arch):
+    data = _dataset(n=40)
+    model = BACKEND.build(arch, 0.5, data.input_shape, 4, "classification", seed=0)
+    before = _state(model)
+    assert prune.check_prunable(model, data) is None
+    assert _unchanged(before, model)
+
+
+def test_check_prunable_names_what_breaks():
+    from edgekit.errors import InputError
+
+    class HardCodedReshape(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.head = torch.nn.Linear(8 * 8 * 8, 4)
+
+        def forward(self, x):
+            return self.head(self.conv(x).reshape(x.shape[0], 8 * 8 * 8))
+
+    data = _dataset(n=40)
+    with pytest.raises(InputError, match="forward pass after pruning.*shape"):
+        prune.check_prunable(HardCodedReshape(), data)
+    exported = torch.export.export(HardCodedReshape(), (torch.zeros(1, 1, 8, 8),)).module()
+    with pytest.raises(InputError, match="no nn.Conv2d"):
+        prune.check_prunable(exported, data)
+
+
+def test_qat_returns_a_quantized_graph_and_fine_tuned_float_model(teacher):
+    data, art = teacher
+    before = _state(art.model)
+    config = QuantizeConfig(method="qat", epochs=1)
+    result = STAGES["quantize.qat"](art, config, _context(data))
+    assert _unchanged(before, art.model)
+    assert hasattr(result.model, "edgekit_quantizer")
+    batch = torch.from_numpy(np.transpose(data.x_test[:5], (0, 3, 1, 2)).copy())
+    assert tuple(result.model(batch).shape) == (5, 4)
+    assert _accuracy(result.model, data) >= 0.85
+    assert result.info["quantization_aware"] is True and result.quantization is config
+    float_model = result.info["float_model"]
+    assert isinstance(float_model, torch.nn.Module) and float_model is not art.model
+    assert not _unchanged(before, float_model)  # the fine-tuned weights, not the input's
+    assert _accuracy(float_model, data) >= 0.85
+    assert "float_model" not in result.info["details"]
+
+
+def test_qat_after_pruning_keeps_the_zeros(teacher):
+    data, art = teacher
+    ctx = _context(data)
+    pruned = STAGES["prune"](art, PruneConfig(sparsity=0.5, schedule="constant", epochs=1), ctx)
+    result = STAGES["quantize.qat"](pruned, QuantizeConfig(method="qat", epochs=1), ctx)
+    assert result.info["details"]["scheme"].endswith("sparsity-preserving")
+    assert result.info["pruned"] == "unstructured"
+    for name, weight in _weights(result.info["float_model"]):
+        assert (weight == 0).mean() == pytest.approx(0.5, abs=0.02), name
+
+
+def test_qat_handles_batch_norm_models():
+    data = _dataset(n=200)
+    model = BACKEND.build("ds_cnn", 0.25, data.input_shape, 4, "classification", seed=0)
+    model = BACKEND.train(model, data, epochs=3, batch_size=32, learning_rate=0.01, seed=0)
+    before = _state(model)
+    result = STAGES["quantize.qat"](Artifact("torch", model), QuantizeConfig(method="qat", epochs=2), _context(data))
+    assert _unchanged(before, model)
+    assert BACKEND.predict(result.model, data.x_test).shape == (len(data.x_test), 4)
+    float_model = result.info["float_model"]
+    assert not _unchanged(before, float_model)
+    # the converted graph and the fine-tuned float weights agree on most test samples
+    agree = (BACKEND.predict(result.model, data.x_test).argmax(1) == BACKEND.predict(float_model, data.x_test).argmax(1))
+    assert agree.mean() >= 0.9
