@@ -82,7 +82,7 @@ def check_support(recipe: Recipe) -> str:
             f"which compresses {', '.join(IMPLEMENTED_STAGES)} models. Use a Keras teacher (.keras, .h5 or a "
             "SavedModel directory) or teacher.build with teacher.framework: keras."
         )
-    if recipe.teacher.factory:
+    if recipe.teacher.factory and framework != "torch":
         raise RecipeError(f"{recipe.where('teacher', 'factory')}: teacher.factory applies to torch teachers only.")
     for i, stage in enumerate(recipe.stages):
         if stage.label not in IMPLEMENTED_STAGES[framework]:

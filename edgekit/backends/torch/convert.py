@@ -254,9 +254,10 @@ def _tflite_bytes(model: nn.Module, plan, samples: np.ndarray, channels_last: bo
 
     batch = static_batch(model) or 1
     example = _example(model, samples)
-    model = _exportable(model, example)
+    wrap = channels_last and samples.ndim == 4
+    model = _exportable(model, example.permute(0, 3, 1, 2).contiguous() if wrap else example)  # traced in NCHW
     module = model
-    if channels_last and samples.ndim == 4:
+    if wrap:
         module = litert_torch.to_channel_last_io(model, args=[0])
         module.training = False  # `model` is in eval mode already; .eval() would recurse into exported graphs
     trained = getattr(model, QUANTIZER_ATTRIBUTE, None)

@@ -17,6 +17,7 @@ batches of exactly that size.
 from __future__ import annotations
 
 import importlib
+import sys
 import io
 import logging
 import pickle
@@ -109,18 +110,25 @@ def _load_script(path: Path):
         raise _corrupt(path, "TorchScript model", exc) from None
 
 
-def _import_factory(factory: str):
+def _import_factory(factory: str, beside: Path):
+    """Import "package.module:function", looking beside the weights file and in the working
+    directory first (the console script's sys.path has neither), then on PYTHONPATH."""
     module_name, sep, function_name = factory.partition(":")
     if not sep or not module_name.strip() or not function_name.strip():
         raise InputError(f"teacher.factory: {factory!r} is not \"package.module:function\" "
                          "(a module importable from the working directory and a function in it that "
                          "returns the nn.Module, called with no arguments).")
+    extra = [str(beside.resolve()), str(Path.cwd())]
+    sys.path[:0] = extra
     try:
         module = importlib.import_module(module_name.strip())
     except Exception as exc:
         raise InputError(f"teacher.factory: cannot import module {module_name.strip()!r} "
-                         f"({type(exc).__name__}: {str(exc)[:300]}). The module must be importable from the "
-                         "working directory or PYTHONPATH.") from None
+                         f"({type(exc).__name__}: {str(exc)[:300]}). Put the module beside the weights file "
+                         "or in the working directory, or on PYTHONPATH.") from None
+    finally:
+        for entry in extra:
+            sys.path.remove(entry)
     function = module
     for part in function_name.strip().split("."):
         function = getattr(function, part, None)
@@ -165,7 +173,7 @@ def _load_state_dict(path: Path, factory: Optional[str]):
                          "\"pkg.module:build_model\" to a function that builds the nn.Module, or save a "
                          "torch.export (.pt2) or TorchScript (.pt) model instead.")
     try:
-        module = _import_factory(factory)()
+        module = _import_factory(factory, path.parent)()
     except InputError:
         raise
     except Exception as exc:
