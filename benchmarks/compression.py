@@ -24,7 +24,7 @@ from edgekit.environment import describe_environment  # noqa: E402
 from edgekit.pipeline import run  # noqa: E402
 from edgekit.recipe import load_recipe  # noqa: E402
 
-RECIPES = ("quickstart", "digits_full", "digits_cluster", "digits_channels")
+RECIPES = ("quickstart", "digits_full", "digits_cluster", "digits_channels", "digits_torch")
 
 
 def _artifact(report: dict, name: str) -> dict:
