@@ -64,7 +64,7 @@ def _terminate_as_interrupt() -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
 def main() -> None:
-    """Compress Keras classifiers into verified int8 .tflite and .onnx files.
+    """Compress Keras and PyTorch classifiers into verified int8 .tflite and .onnx files.
 
     Start with `edgekit compress recipes/quickstart.yaml`.
     """
@@ -142,6 +142,16 @@ def report(run_dir: str, debug: bool) -> None:
         write_report(Path(run_dir), data)
     stdout.print(f"[green]✓[/] wrote {Path(run_dir) / 'report.md'}")
 
+
+def _register_tool_commands() -> None:
+    """Commands defined in their own modules (each imports its heavy dependencies when it runs)."""
+    from .cli_tools import bench_command, gate_command
+
+    main.add_command(bench_command)
+    main.add_command(gate_command)
+
+
+_register_tool_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

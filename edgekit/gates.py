@@ -5,6 +5,9 @@ Each gate yields one result per artifact it applies to: {"gate", "artifact", "li
 
     >>> evaluate_gates(report, {"max_size": 65536, "min_accuracy": 0.95})
     [{'gate': 'max_size', 'artifact': 'model.tflite', 'limit': 65536, 'value': 14112, ...}, ...]
+
+`regression_gates(report, baseline, ...)` compares a report with an older one (size growth, accuracy
+drop per artifact) for `edgekit gate --baseline`; it returns results of the same shape.
 """
 
 from __future__ import annotations
@@ -99,3 +102,71 @@ def evaluate_gates(report: dict, gates: dict) -> list[dict]:
 def verdict(results: list[dict]) -> int:
     """Exit code: 0 when every gate passed (or none was set), 1 otherwise."""
     return 0 if all(r["passed"] for r in results) else 1
+
+
+# ---- regression against a previous report (`edgekit gate --baseline OLD_REPORT.json`) --------------
+
+def _quality_loss(metric: str, old: dict, new: dict) -> Optional[float]:
+    """Accuracy lost (or MAE gained) from `old` to `new`; None when either figure is missing."""
+    if old.get(metric) is None or new.get(metric) is None:
+        return None
+    delta = old[metric] - new[metric]
+    return round(delta if metric == "accuracy" else -delta, 6)
+
+
+def _growth(old: dict, new: dict) -> Optional[float]:
+    """new bytes / old bytes - 1 (0.1 = 10% larger); None when a size is missing or zero."""
+    if not old.get("bytes") or new.get("bytes") is None:
+        return None
+    return round(new["bytes"] / old["bytes"] - 1, 6)
+
+
+def _pairs(report: dict, baseline: dict, match: str) -> list[tuple[dict, Optional[dict]]]:
+    """(final artifact, the baseline's final artifact with the same `match` key) for every final artifact
+    that has one; when none has, every final artifact paired with None, so the gates fail visibly."""
+    old = {a.get(match): a for a in _finals(baseline)}
+    pairs = [(a, old[a.get(match)]) for a in _finals(report) if a.get(match) in old]
+    return pairs or [(a, None) for a in _finals(report)]
+
+
+def regression_gates(report: dict, baseline: dict, max_growth: Optional[float] = None,
+                     max_accuracy_drop: Optional[float] = None, match: str = "name") -> list[dict]:
+    """Compare `report`'s final artifacts with `baseline`'s (an older report.json of the same model).
+
+    Artifacts are paired by `match`: "name" (model.tflite with model.tflite) for two reports, "format"
+    for a single model file against a report. An artifact new in `report` is not compared; when no
+    artifact pairs up at all, each gate fails with value None (a baseline that compares nothing must
+    not pass). Gates (None = not set):
+
+    - `max_growth`: new bytes / old bytes - 1 must be <= max_growth (0.05 = 5% larger at most);
+    - `max_accuracy_drop`: baseline accuracy - new accuracy (MAE: new - old) must be <= the limit.
+      The metric is `report["metric"]`; the baseline must use the same one.
+
+    >>> regression_gates(new, old, max_growth=0.05)   # doctest: +SKIP
+    [{'gate': 'max_growth', 'artifact': 'model.tflite', 'limit': 0.05, 'value': 0.1, 'unit': ..., 'passed': False}]
+    """
+    metric = report.get("metric", "accuracy")
+    same_metric = baseline.get("metric", "accuracy") == metric
+    results: list[dict] = []
+    pairs = _pairs(report, baseline, match)
+    if max_growth is not None:
+        for new, old in pairs:
+            growth = _growth(old, new) if old else None
+            results.append(_result("max_growth", new.get("name", "?"), max_growth, growth,
+                                   growth is not None and growth <= max_growth + EPSILON,
+                                   "fraction (bytes / baseline bytes - 1)"))
+    if max_accuracy_drop is not None:
+        unit = ("accuracy" if metric == "accuracy" else "mae") + " vs baseline"
+        for new, old in pairs:
+            drop = _quality_loss(metric, old, new) if old and same_metric else None
+            results.append(_result("max_accuracy_drop_vs_baseline", new.get("name", "?"), max_accuracy_drop, drop,
+                                   drop is not None and drop <= max_accuracy_drop + EPSILON, unit))
+    return results
+
+
+def artifact_latency_gate(artifact: dict, limit: float) -> dict:
+    """max_latency_ms on one artifact's own p50, whatever its runtime (used for a bare model file)."""
+    p50 = (artifact.get("latency_ms") or {}).get("p50")
+    runtime = artifact.get("runtime") or "?"
+    return _result("max_latency_ms", artifact.get("name", "?"), limit, p50,
+                   p50 is not None and p50 <= limit, f"ms (p50, {runtime})")

@@ -33,7 +33,7 @@ from .measuring import measure_exports, measure_teacher
 from .progress import SILENT, Progress
 from .recipe import Recipe, TrainConfig, resolved_yaml
 from .report import SCHEMA, write_report
-from .rundir import staged_directory
+from .rundir import check_output_is_safe, staged_directory
 from .stages import STAGES
 from .support import check_support
 
@@ -156,6 +156,7 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     framework = check_support(recipe)
     np.random.seed(recipe.seed)
     target = output_dir(recipe, output)
+    check_output_is_safe(target, _inputs_of(recipe))
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
     with staged_directory(target) as workdir:
         ctx = RunContext(recipe, dataset, get_backend(framework), progress, workdir)
@@ -168,6 +169,18 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
         _write_bundle(recipe, ctx, report, workdir)
         write_report(workdir, report)
     return RunResult(report, target, report["exit_code"])
+
+
+def _inputs_of(recipe: Recipe) -> list[Path]:
+    """Files a run reads, which its output directory must never contain."""
+    paths = [recipe.source] if recipe.source else []
+    for value in (recipe.teacher.path, recipe.data.path):
+        if value:
+            paths.append(recipe.resolve_path(value))
+    for stage in recipe.stages:
+        if stage.kind == "distill" and stage.distill.student.path:
+            paths.append(recipe.resolve_path(stage.distill.student.path))
+    return paths
 
 
 def _assemble(recipe: Recipe, ctx: RunContext, artifacts: list[dict]) -> dict:

@@ -16,6 +16,22 @@ from typing import Iterator
 from .errors import InputError
 
 
+def check_output_is_safe(target: Path, protected: list[Path]) -> None:
+    """Refuse an output directory whose replacement would destroy something that is not a run:
+    the filesystem root, the home directory itself, the working directory, or any directory that
+    holds the recipe, the teacher or the data (a run directory is replaced as a whole)."""
+    target = Path(target).expanduser().absolute().resolve()
+    forbidden = {Path("/"), Path.home().resolve(), Path.cwd().resolve()}
+    if target in forbidden:
+        raise InputError(f"{target}: refusing to use this directory as the run output: a finished run replaces "
+                         "its output directory as a whole. Use a dedicated directory, e.g. runs/<name>.")
+    for path in protected:
+        path = Path(path).expanduser().absolute().resolve()
+        if path == target or target in path.parents:
+            raise InputError(f"{target}: the output directory holds {path}, which a finished run would replace. "
+                             "Choose an output directory of its own (--output or `output:`).")
+
+
 def _prepare_parent(target: Path) -> Path:
     parent = target.parent
     try:

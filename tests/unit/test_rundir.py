@@ -148,3 +148,30 @@ def test_the_run_directory_gets_the_usual_directory_permissions(tmp_path):
         (work / "model.tflite").write_bytes(b"x")
 
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+
+
+@pytest.mark.parametrize("make_target", [
+    lambda tmp: Path("/"),
+    lambda tmp: Path.home(),
+    lambda tmp: Path.cwd(),
+    lambda tmp: tmp / "project",            # holds the recipe
+    lambda tmp: tmp / "project" / "models",  # is the teacher's folder
+])
+def test_output_that_would_replace_inputs_is_refused(tmp_path, make_target):
+    from edgekit.rundir import check_output_is_safe
+
+    recipe = tmp_path / "project" / "recipe.yaml"
+    teacher = tmp_path / "project" / "models" / "teacher.keras"
+    teacher.parent.mkdir(parents=True)
+    recipe.write_text("version: 1\n")
+    teacher.write_bytes(b"x")
+
+    with pytest.raises(InputError, match="output"):
+        check_output_is_safe(make_target(tmp_path), [recipe, teacher])
+
+
+def test_a_dedicated_output_directory_is_fine(tmp_path):
+    from edgekit.rundir import check_output_is_safe
+
+    recipe = tmp_path / "project" / "recipe.yaml"
+    check_output_is_safe(tmp_path / "project" / "runs" / "quickstart", [recipe])
