@@ -126,7 +126,7 @@ def validate(recipe_path: str, overrides: tuple[str, ...], debug: bool) -> None:
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def report(run_dir: str, debug: bool) -> None:
-    """Re-render RUN_DIR/report.md from RUN_DIR/report.json."""
+    """Re-render RUN_DIR/report.md and report.html from RUN_DIR/report.json."""
     from pathlib import Path
 
     from .errors import InputError
@@ -140,7 +140,7 @@ def report(run_dir: str, debug: bool) -> None:
         except json.JSONDecodeError as exc:
             raise InputError(f"{run_dir}/report.json: not valid JSON ({exc}).") from None
         write_report(Path(run_dir), data)
-    stdout.print(f"[green]✓[/] wrote {Path(run_dir) / 'report.md'}")
+    stdout.print(f"[green]✓[/] wrote {Path(run_dir) / 'report.md'} and report.html")
 
 
 def _register_tool_commands() -> None:

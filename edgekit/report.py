@@ -1,4 +1,4 @@
-"""report.json -> report.md: what a person reads after a run.
+"""report.json -> report.md (and report.html, see report_html.py): what a person reads after a run.
 
 `render_markdown` is a pure function of the report dict, so `edgekit report RUN_DIR` re-renders a
 run without re-measuring anything. Every figure in it was measured by running the exported file on
@@ -147,10 +147,13 @@ def _latency_setting(report: dict, key: str):
 
 
 def write_report(run_dir: Path, report: dict) -> None:
-    """Write report.json and report.md into `run_dir`."""
+    """Write report.json, report.md and report.html (self-contained, with plots) into `run_dir`."""
+    from .report_html import render_html  # imported here: report_html reuses this module's formatters
+
     run_dir = Path(run_dir)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     (run_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (run_dir / "report.html").write_text(render_html(report), encoding="utf-8")
 
 
 def load_report(path: Path) -> dict:
