@@ -123,6 +123,29 @@ def validate(recipe_path: str, overrides: tuple[str, ...], debug: bool) -> None:
 
 
 @main.command()
+@click.option("--framework", type=click.Choice(["keras", "torch"]), default="keras", show_default=True,
+              help="Framework of the teacher the recipe trains (or loads, once you set teacher.path).")
+@click.option("--output", "-o", default="recipe.yaml", show_default=True, help="Where to write the recipe.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(framework: str, output: str, force: bool) -> None:
+    """Write a commented starter recipe that runs as written (digits, a zoo teacher, int8)."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .starter import starter_recipe
+
+    path = Path(output)
+    with user_errors(False):
+        if path.exists() and not force:
+            raise InputError(f"{path}: the file exists; choose another --output or pass --force to overwrite it.")
+        try:
+            path.write_text(starter_recipe(framework, str(path)), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write the recipe ({exc.strerror}).") from None
+    stdout.print(f"[green]✓[/] wrote {path}: run it with `edgekit compress {path}`")
+
+
+@main.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def report(run_dir: str, debug: bool) -> None:

@@ -122,3 +122,14 @@ def test_compression_benchmark_smoke(tmp_path):
     rows = json.loads((tmp_path / "compression.json").read_text())["rows"]
     assert rows[0]["recipe"] == "quickstart" and rows[0]["raw_ratio"] < 0.3
     assert "| quickstart |" in proc.stdout
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_init_writes_a_recipe_that_validates_and_runs(framework, tmp_path):
+    recipe = tmp_path / f"{framework}.yaml"
+    assert run_edgekit("init", "--framework", framework, "--output", str(recipe)).returncode == 0
+    assert run_edgekit("validate", str(recipe)).returncode == 0
+    out = tmp_path / "run"
+    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _report(out)["framework"] == framework

@@ -173,3 +173,17 @@ def test_validate_infinite_max_size_exits_2(tmp_path):
 
     assert result.exit_code == 2
     assert "gates.max_size" in result.output
+
+
+def test_init_writes_a_commented_recipe_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "recipe.yaml"
+
+    first = invoke("init", "--framework", "torch", "--output", str(target))
+    second = invoke("init", "--output", str(target))
+
+    assert first.exit_code == 0 and "framework: torch" in target.read_text()
+    assert target.read_text().lstrip().startswith("#")
+    assert invoke("validate", str(target)).exit_code == 0
+    assert second.exit_code == 2 and "--force" in second.output
+    assert invoke("init", "--output", str(target), "--force").exit_code == 0
+    assert "framework: keras" in target.read_text()
