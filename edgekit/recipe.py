@@ -99,6 +99,7 @@ class TeacherConfig(Strict):
     path: Optional[str] = None
     framework: Optional[Framework] = None
     factory: Optional[str] = None
+    trust_code: bool = False  # Keras: allow Lambda layers (Python code inside the model file)
     build: Optional[BuildConfig] = None
     train: Optional[TrainConfig] = None
 

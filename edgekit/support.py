@@ -32,6 +32,8 @@ UNSUPPORTED_OPTIONS: dict[tuple[str, str], str] = {
                                   "use io: int8, or method: ptq for float32 I/O"),
     ("torch", "qat.io.uint8"): ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
                                 "use io: int8"),
+    ("torch", "teacher.trust_code"): ("teacher.trust_code applies to Keras Lambda layers; edgekit never unpickles "
+                                      "torch modules, so there is nothing to trust"),
     ("keras", "export.channels_last.false"): ("Keras models are channels-last (NHWC); export.channels_last: false "
                                               "(NCHW) is not possible. Remove the key"),
 }
@@ -63,6 +65,8 @@ def teacher_framework(recipe: Recipe) -> str:
 def _options_in_use(recipe: Recipe) -> list[tuple[str, tuple]]:
     """The option combinations of UNSUPPORTED_OPTIONS that this recipe uses, with their key paths."""
     used = []
+    if recipe.teacher.trust_code:
+        used.append(("teacher.trust_code", ("teacher", "trust_code")))
     if recipe.export.sparse:
         used.append(("export.sparse", ("export", "sparse")))
     if recipe.export.channels_last is False:

@@ -152,3 +152,18 @@ def test_compatibility_checks_shape_and_labels(trained):
     narrow = keras_backend.build("mlp", 0.5, (8, 10, 1), 3, "classification", seed=0)
     with pytest.raises(InputError, match="class id 4"):
         keras_backend.check_compatible(narrow, too_many, "classification")
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ""])
+def test_lambda_layers_need_trust_code(tmp_path, suffix):
+    from edgekit.backends.keras.compat import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs))
+    path = tmp_path / f"lambda{suffix}"
+    model.save(str(path))
+    with pytest.raises(InputError, match="teacher.trust_code: true") as info:
+        keras_backend.load(path)
+    assert "Lambda" in str(info.value)
+    loaded = keras_backend.load(path, trust_code=True)
+    np.testing.assert_allclose(keras_backend.predict(loaded, np.ones((1, 4), np.float32)), 2.0)

@@ -38,9 +38,9 @@ class KerasBackend:
                     raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
                                      f"'{current.name}': {exc}") from None
 
-    def load(self, path: Path, factory: Optional[str] = None):
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
         """`factory` is a torch-only option, refused for Keras teachers at validation."""
-        return loading.load(path)
+        return loading.load(path, trust_code)
 
     def build(self, arch, width, input_shape, outputs, task, seed):
         train.keras.utils.set_random_seed(seed)

@@ -15,7 +15,34 @@ from .compat import keras
 SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-def load(path: Path):
+_UNSAFE_CODE_MESSAGE = (
+    "{path}: the model holds a Lambda layer, whose Python code would run when the file is loaded. "
+    "edgekit does not execute code from model files unless you trust the source: set "
+    "teacher.trust_code: true to load it, or rebuild the model without Lambda layers."
+)
+
+
+def _holds_python_code(path: Path) -> bool:
+    """True when a .h5 or SavedModel declares a Lambda layer (marshalled Python bytecode).
+    `.keras` files are checked by Keras itself (safe_mode)."""
+    try:
+        if path.is_dir():
+            metadata = path / "keras_metadata.pb"
+            return metadata.exists() and b'"class_name": "Lambda"' in metadata.read_bytes()
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                config = handle.attrs.get("model_config", "")
+            config = config.decode() if isinstance(config, bytes) else str(config)
+            return '"class_name": "Lambda"' in config
+    except OSError:
+        return False  # unreadable: load() reports it
+    return False
+
+
+def load(path: Path, trust_code: bool = False):
+    """Load a Keras model; Lambda layers (arbitrary Python) only with `trust_code`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: the teacher model does not exist (teacher.path). Check the path, "
@@ -26,13 +53,17 @@ def load(path: Path):
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{path}: not a Keras model file (teacher.path). Keras teachers are "
                          f"{', '.join(SUFFIXES)} files or SavedModel directories.")
+    if not trust_code and _holds_python_code(path):
+        raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
     kwargs = {"compile": False}
     if path.suffix.lower() == ".keras":
-        kwargs["safe_mode"] = True
+        kwargs["safe_mode"] = not trust_code
     try:
         with native_stderr_silenced():
             model = keras.models.load_model(str(path), **kwargs)
     except Exception as exc:
+        if "arbitrary code execution" in str(exc):
+            raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path)) from None
         raise InputError(f"{path}: cannot load the Keras model (teacher.path): {str(exc).strip()[:400]}. "
                          "Is the file complete and saved by Keras (model.save)?") from None
     if not isinstance(model, keras.Model):

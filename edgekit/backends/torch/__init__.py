@@ -26,7 +26,8 @@ class TorchBackend:
         "quantize.qat": qat.qat,
     }
 
-    def load(self, path: Path, factory: Optional[str] = None):
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
+        """`trust_code` is Keras-only (refused for torch at validation): torch files never unpickle code."""
         return loading.load(Path(path), factory)
 
     def build(self, arch, width, input_shape, outputs, task, seed):
