@@ -19,12 +19,27 @@ def write_labels(run_dir: Path, labels: list[str] | None, classes: int) -> Path:
     return path
 
 
-def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: list[str] | None) -> dict:
-    """The card: one entry per final artifact, with its I/O as the runtime reports it."""
+def _file_facts(path: Path) -> dict:
+    """Op list, serving signature and quantization kind, read from the exported file itself."""
+    from .inspect import inspect_model
+
+    facts = inspect_model(path, top=0)
+    signature = next(iter(facts.get("signatures") or []), None)
+    out = {"ops": facts["ops"], "quantization": facts["quantization"]["kind"]}
+    if signature is not None:
+        out["signature"] = {k: signature[k] for k in ("name", "inputs", "outputs")}
+    return out
+
+
+def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: list[str] | None,
+               run_dir: Path | None = None) -> dict:
+    """The card: one entry per final artifact, with its I/O as the runtime reports it and its ops
+    and signature as the file holds them."""
     models = {}
     for artifact in report["artifacts"]:
         if artifact.get("role") != "final":
             continue
+        facts = _file_facts(Path(run_dir) / artifact["name"]) if run_dir else {}
         models[artifact["format"]] = {
             "file": artifact["name"],
             "files": artifact.get("files", [artifact["name"]]),
@@ -34,6 +49,7 @@ def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: li
             "inputs": (artifact.get("io") or {}).get("inputs", []),
             "outputs": (artifact.get("io") or {}).get("outputs", []),
             "bytes": artifact.get("bytes"),
+            **facts,
         }
     return {
         "name": report.get("name"),

@@ -77,10 +77,16 @@ def main() -> None:
               help="Override a recipe value, e.g. --set stages.0.quantize.precision=dynamic (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--no-cache", is_flag=True, help="Train every step again; do not read or write the stage cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Stage cache location (default: $EDGEKIT_CACHE_DIR, else ~/.cache/edgekit).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and the frameworks' own logs.")
 def compress(recipe_path: str, output: str | None, overrides: tuple[str, ...], quiet: bool, as_json: bool,
-             debug: bool) -> None:
+             no_cache: bool, cache_dir: str | None, debug: bool) -> None:
     """Run RECIPE: load or train the teacher, apply the stages, export, measure, gate.
+
+    Trained steps are kept in a stage cache and reused by later runs of the same steps on the
+    same data (--no-cache to train again).
 
     Exit codes: 0 every gate passed; 1 a gate failed (artifacts and report still written);
     2 bad input (recipe, model, data); 3 a stage failed.
@@ -88,12 +94,14 @@ def compress(recipe_path: str, output: str | None, overrides: tuple[str, ...], q
     _debug_mode(debug)
     _terminate_as_interrupt()
     with user_errors(debug):
+        from .cache import StageCache
         from .pipeline import run
         from .progress import Progress
         from .recipe import load_recipe
 
         recipe = load_recipe(recipe_path, overrides)
-        result = run(recipe, output, Progress(quiet=quiet or as_json))
+        cache = StageCache(cache_dir, enabled=not no_cache)
+        result = run(recipe, output, Progress(quiet=quiet or as_json), cache=cache)
     if as_json:
         from .summary import summary_dict
 
@@ -168,8 +176,10 @@ def report(run_dir: str, debug: bool) -> None:
 
 def _register_tool_commands() -> None:
     """Commands defined in their own modules (each imports its heavy dependencies when it runs)."""
+    from .cli_inspect import inspect_command
     from .cli_tools import bench_command, gate_command
 
+    main.add_command(inspect_command)
     main.add_command(bench_command)
     main.add_command(gate_command)
 

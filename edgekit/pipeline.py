@@ -23,6 +23,7 @@ import numpy as np
 from . import __version__
 from .artifact import Artifact
 from .backends import get_backend
+from .cache import DISABLED, StageCache
 from .bundle import model_card, write_labels, write_model_card
 from .data import Dataset, load_dataset
 from .environment import describe_environment
@@ -33,6 +34,7 @@ from .measuring import measure_exports, measure_teacher
 from .progress import SILENT, Progress
 from .recipe import Recipe, TrainConfig, resolved_yaml
 from .report import SCHEMA, write_report
+from .reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
 from .rundir import check_output_is_safe, staged_directory
 from .stages import STAGES
 from .support import check_support
@@ -49,6 +51,32 @@ class RunContext:
     workdir: Path | None = None
     stages: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cache: StageCache = DISABLED
+    keys: dict = field(default_factory=dict)  # cache keys: "teacher", "stages" (one per stage), "exports"
+
+    def replay(self, record: dict, seconds: float) -> None:
+        """Record a step taken from the stage cache: its original figures, this run's time."""
+        replayed = {**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
+                    "wall_s": round(seconds, 3)}
+        self.stages.append(replayed)
+        self.progress.message(f"[green]✓[/] {record['name']}: {record['summary']} (from the stage cache)")
+
+    def keep(self, key: str | None, artifact: Artifact, record: dict) -> None:
+        """Store a trained step's model in the stage cache (a failure to store is a warning)."""
+        if key and self.cache.enabled:
+            problem = store_model(self.cache, key, artifact, self.backend, record)
+            if problem:
+                self.warnings.append(problem)
+
+    def reuse(self, key: str | None) -> Artifact | None:
+        """The cached artifact for `key`, replayed into the report, or None."""
+        if not key or not self.cache.enabled or self.cache.entry(key) is None:
+            return None
+        start = time.perf_counter()
+        artifact, record = load_model(self.cache, key, self.backend, self.recipe)
+        self.replay(record, time.perf_counter() - start)
+        return artifact
+
 
     @contextlib.contextmanager
     def stage(self, name: str, summary: str = "", config: Any = None) -> Iterator[dict]:
@@ -64,6 +92,20 @@ class RunContext:
         record["wall_s"] = round(time.perf_counter() - start, 3)
         self.stages.append(record)
         self.progress.message(f"[green]✓[/] {name}: {record['summary']} ({record['wall_s']:.1f} s)")
+
+
+class LazyBackend:
+    """The backend of `framework`, imported on first use: a run served wholly from the stage cache
+    measures its files without importing TensorFlow or torch."""
+
+    def __init__(self, framework: str):
+        self.framework = framework
+        self._backend = None
+
+    def __getattr__(self, name: str):
+        if self._backend is None:
+            self._backend = get_backend(self.framework)
+        return getattr(self._backend, name)
 
 
 @dataclass
@@ -87,11 +129,15 @@ def recipe_hash(recipe: Recipe) -> str:
 
 
 def obtain_teacher(ctx: RunContext) -> Artifact:
-    """Load the teacher from teacher.path, or build it from the zoo and train it.
-
-    The stages' preflight checks run on the loaded or freshly built model before any training."""
+    """Load the teacher from teacher.path, or build it from the zoo and train it (or reuse it from
+    the stage cache). The stages' preflight checks run on it before any stage trains."""
     recipe, data, backend = ctx.recipe, ctx.dataset, ctx.backend
     teacher = recipe.teacher
+    key = ctx.keys.get("teacher")
+    cached = ctx.reuse(key)
+    if cached is not None:
+        backend.preflight(cached.model, ctx)
+        return cached
     if teacher.path:
         path = recipe.resolve_path(teacher.path)
         with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
@@ -110,18 +156,28 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
                               progress=ctx.progress.task, description="train teacher")
         record["metrics"]["params"] = backend.describe(model)["params"]
-    return Artifact(backend.framework, model, info={"source": f"zoo:{teacher.build.arch}"})
+    artifact = Artifact(backend.framework, model, info={"source": f"zoo:{teacher.build.arch}"})
+    ctx.keep(key, artifact, record)
+    return artifact
 
 
 def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
-    """Run each stage on the previous one's artifact; record its details and in-framework figures."""
-    for stage in ctx.recipe.stages:
+    """Run each stage on the previous one's artifact (or reuse it from the stage cache); record its
+    details and in-framework figures."""
+    keys = ctx.keys.get("stages") or [None] * len(ctx.recipe.stages)
+    for stage, key in zip(ctx.recipe.stages, keys):
+        cached = ctx.reuse(key)
+        if cached is not None:
+            artifact = cached
+            continue
         config = stage.config
         with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")) as record:
             result = STAGES[stage.label](artifact, config, ctx)
             if result.model is not artifact.model:
                 record["details"] = result.info.get("details", {})
                 record["metrics"].update(in_framework_figures(result, ctx))
+        if result.model is not artifact.model:
+            ctx.keep(key, result, record)
         artifact = result
     return artifact
 
@@ -151,24 +207,43 @@ def _describe_stage(stage) -> str:
     return f"{config.clusters} clusters, {config.epochs} epochs"
 
 
-def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT) -> RunResult:
-    """Run `recipe` end to end and return the report, the run directory and the exit code (0 or 1)."""
+def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT,
+        cache: StageCache = DISABLED) -> RunResult:
+    """Run `recipe` end to end and return the report, the run directory and the exit code (0 or 1).
+
+    With an enabled `cache`, trained steps and exported files of earlier runs are reused."""
     framework = check_support(recipe)
     np.random.seed(recipe.seed)
     target = output_dir(recipe, output)
     check_output_is_safe(target, _inputs_of(recipe))
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
+    keys = cache_keys(recipe, dataset, framework) if cache.enabled else {}
     with staged_directory(target) as workdir:
-        ctx = RunContext(recipe, dataset, get_backend(framework), progress, workdir)
-        teacher = obtain_teacher(ctx)
-        final = apply_stages(teacher, ctx)
-        exports = export_all(teacher, final, ctx)
-        teacher_entry, teacher_outputs = measure_teacher(teacher, ctx)
+        ctx = RunContext(recipe, dataset, LazyBackend(framework), progress, workdir, cache=cache, keys=keys)
+        restored = restore_exports(cache, keys["exports"], workdir) if keys else None
+        if restored is not None:
+            exports, teacher_entry, teacher_outputs, records = restored
+            ctx.stages.extend(records)
+            progress.message("[green]✓[/] every trained step and exported file came from the stage cache")
+        else:
+            teacher = obtain_teacher(ctx)
+            final = apply_stages(teacher, ctx)
+            exports = export_all(teacher, final, ctx)
+            teacher_entry, teacher_outputs = measure_teacher(teacher, ctx)
+            if keys:
+                problem = store_exports(cache, keys["exports"], exports, teacher_entry, teacher_outputs, ctx.stages)
+                ctx.warnings.extend([problem] if problem else [])
         artifacts = [teacher_entry, *measure_exports(exports, teacher_outputs, ctx)]
         report = _assemble(recipe, ctx, artifacts)
         _write_bundle(recipe, ctx, report, workdir)
         write_report(workdir, report)
     return RunResult(report, target, report["exit_code"])
+
+
+def cache_keys(recipe: Recipe, dataset: Dataset, framework: str) -> dict:
+    first = teacher_key(recipe, dataset, framework)
+    stages = stage_keys(recipe, first)
+    return {"teacher": first, "stages": stages, "exports": exports_key(recipe, first, stages[-1] if stages else first)}
 
 
 def _inputs_of(recipe: Recipe) -> list[Path]:
@@ -213,4 +288,4 @@ def _write_bundle(recipe: Recipe, ctx: RunContext, report: dict, workdir: Path) 
     data = ctx.dataset
     if recipe.task == "classification":
         write_labels(workdir, data.labels, data.num_classes)
-    write_model_card(workdir, model_card(report, report["recipe_sha256"], data.preprocessing, data.labels))
+    write_model_card(workdir, model_card(report, report["recipe_sha256"], data.preprocessing, data.labels, workdir))

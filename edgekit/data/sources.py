@@ -75,7 +75,13 @@ def _npz(config, resolve) -> RawData:
     path = resolve(config.path)
     where = f"data.path {path}"
     if not path.is_file():
-        raise InputError(f"{where}: no such file. Point data.path at an .npz file written with numpy.savez.")
+        what = "is a directory, not a file" if path.is_dir() else "no such file"
+        raise InputError(f"{where}: {what}. Point data.path at an .npz file written with numpy.savez.")
+    if not _has_numpy_header(path):
+        raise InputError(
+            f"{where}: not an .npz file (it is neither a zip archive of arrays nor a .npy array; pickled or "
+            "other data is not read). Write it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - whatever np.load raises, the file is not a readable npz
@@ -102,6 +108,16 @@ def _npz(config, resolve) -> RawData:
                 loaded[name] = _read_member(archive, name, key, where)
     x_train, y_train, x_test, y_test = (loaded[getattr(config.keys, k)] for k in SPLITS)
     return RawData(x_train, y_train, x_test, y_test, None, f"npz {path}", layout=config.layout, where=where)
+
+
+def _has_numpy_header(path: Path) -> bool:
+    """True when the file starts like an .npz (a zip archive) or an .npy array."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError:
+        return False
+    return head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or head == b"\x93NUMPY"
 
 
 def _read_member(archive, name: str, key: str, where: str) -> np.ndarray:
@@ -187,6 +203,9 @@ def _channels_last(x: np.ndarray, layout: str) -> np.ndarray:
 
 def _preprocess(x: np.ndarray, scale: float, offset: float, split: str, where: str) -> np.ndarray:
     """`x * scale + offset` as a fresh C-contiguous float32 array; NaN or inf anywhere is an error."""
+    for key, value in (("scale", scale), ("offset", offset)):
+        if not np.isfinite(value):
+            raise InputError(f"data.{key} is {value}; it must be a finite number (inputs become x * scale + offset).")
     out = np.array(x, dtype=np.float32, order="C")
     out *= np.float32(scale)
     out += np.float32(offset)

@@ -86,6 +86,24 @@ class KerasBackend:
         """Keras models are channels-last already: `channels_last` changes nothing."""
         return convert.WRITERS[fmt](model, path, quantization, calibration, sparse)
 
+    def save_cached(self, model, directory: Path) -> None:
+        """Save for the stage cache: HDF5, the one format that also round-trips TF-MOT QAT models."""
+        import warnings
+
+        directory.mkdir(parents=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.save(str(directory / "model.h5"))
+
+    def load_cached(self, directory: Path, info: dict):
+        from .compat import keras, tfmot
+
+        path = str(directory / "model.h5")
+        if info.get("quantization_aware"):
+            with tfmot().quantization.keras.quantize_scope():
+                return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False)
+
     def input_layout(self, fmt: str, channels_last: bool) -> str:
         return "nhwc"
 

@@ -41,17 +41,19 @@ def _holds_python_code(path: Path) -> bool:
     return False
 
 
-def load(path: Path, trust_code: bool = False):
-    """Load a Keras model; Lambda layers (arbitrary Python) only with `trust_code`."""
+def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
+    """Load a Keras model; Lambda layers (arbitrary Python) only with `trust_code`.
+
+    `key` is the recipe key that named the file (e.g. "stages[0].distill.student.path"), for messages."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: the teacher model does not exist (teacher.path). Check the path, "
+        raise InputError(f"{path}: the model file does not exist ({key}). Check the path, "
                          "which is read relative to the recipe file, then to the working directory.")
     if path.is_dir() and not (path / "saved_model.pb").exists():
-        raise InputError(f"{path}: a directory given as teacher.path must be a TensorFlow SavedModel "
+        raise InputError(f"{path}: a directory given as {key} must be a TensorFlow SavedModel "
                          "(it has no saved_model.pb).")
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
-        raise InputError(f"{path}: not a Keras model file (teacher.path). Keras teachers are "
+        raise InputError(f"{path}: not a Keras model file ({key}). Keras models are "
                          f"{', '.join(SUFFIXES)} files or SavedModel directories.")
     if not trust_code and _holds_python_code(path):
         raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
@@ -64,7 +66,7 @@ def load(path: Path, trust_code: bool = False):
     except Exception as exc:
         if "arbitrary code execution" in str(exc):
             raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path)) from None
-        raise InputError(f"{path}: cannot load the Keras model (teacher.path): {str(exc).strip()[:400]}. "
+        raise InputError(f"{path}: cannot load the Keras model ({key}): {str(exc).strip()[:400]}. "
                          "Is the file complete and saved by Keras (model.save)?") from None
     if not isinstance(model, keras.Model):
         raise InputError(f"{path}: the SavedModel is not a Keras model. Save it with Keras "

@@ -76,6 +76,28 @@ class TorchBackend:
                     raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
                                      f"this model: {exc}") from None
 
+    CACHED_ATTRIBUTES = ("edgekit_batch", "edgekit_quantizer")
+
+    def save_cached(self, model, directory: Path) -> None:
+        """Save for the stage cache, which only edgekit writes: TorchScript as TorchScript, anything
+        else pickled whole (exported and PT2E graphs have no other complete form), with the
+        attributes edgekit sets on modules kept beside it."""
+        directory.mkdir(parents=True)
+        if isinstance(model, torch.jit.ScriptModule):
+            torch.jit.save(model, str(directory / "model.ts"))
+            return
+        attributes = {name: getattr(model, name) for name in self.CACHED_ATTRIBUTES if hasattr(model, name)}
+        torch.save({"model": model, "attributes": attributes}, directory / "model.pt")
+
+    def load_cached(self, directory: Path, info: dict):
+        if (directory / "model.ts").exists():
+            return torch.jit.load(str(directory / "model.ts"), map_location="cpu")
+        saved = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)  # edgekit's own entry
+        model = saved["model"]
+        for name, value in saved["attributes"].items():
+            setattr(model, name, value)
+        return model
+
     def input_layout(self, fmt: str, channels_last: bool) -> str:
         """Layout of the exported file's image input: torch's NCHW, or NHWC for a channels-last .tflite."""
         return "nhwc" if fmt == "tflite" and channels_last else "nchw"

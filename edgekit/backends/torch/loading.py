@@ -62,13 +62,41 @@ def _kind(path: Path, members: Optional[list[str]]) -> str:
     return "pickle"
 
 
-def _corrupt(path: Path, what: str, exc: Exception) -> InputError:
-    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-    return InputError(f"{path}: cannot read the {what} (teacher.path): {first}. "
+def _corrupt(path: Path, what: str, exc: Exception, key: str = "teacher.path") -> InputError:
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:  # drop torch's advice to re-load with weights_only=False
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    first = text.splitlines()[0][:300] if text else type(exc).__name__
+    return InputError(f"{path}: cannot read the {what} ({key}): {first}. "
                       "Is the file complete and saved by torch?")
 
 
-def _load_export(path: Path):
+def _not_torch(path: Path, key: str) -> InputError:
+    return InputError(f"{path}: not a file written by torch ({key}): it is neither a zip archive (what "
+                      "torch.export.save, torch.jit.save and torch.save write) nor a legacy torch pickle. "
+                      "Is the file complete, and is it the model you meant?")
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+def _check_unzippable(path: Path, key: str) -> None:
+    """A file that is not a readable zip archive: a legacy (pre-1.6) torch.save pickle (protocol 2+
+    starts with 0x80) is fine; a damaged zip or anything else was not written (completely) by torch."""
+    head = _head(path)
+    if head == b"PK\x03\x04":
+        raise InputError(f"{path}: a damaged or truncated zip archive ({key}): torch files are zip archives, and "
+                         "this one cannot be read to the end. Copy or save the model again.")
+    if head[:1] != b"\x80":
+        raise _not_torch(path, key)
+
+
+def _load_export(path: Path, key: str = "teacher.path"):
     export_log = logging.getLogger("torch.export")  # logs a traceback before raising on a bad archive
     level = export_log.level
     export_log.setLevel(logging.CRITICAL)
@@ -78,7 +106,7 @@ def _load_export(path: Path):
             program = torch.export.load(io.BytesIO(path.read_bytes()))
             module = program.module()
     except Exception as exc:
-        raise _corrupt(path, "torch.export program", exc) from None
+        raise _corrupt(path, "torch.export program", exc, key) from None
     finally:
         export_log.setLevel(level)
         quiet_python_loggers()
@@ -101,13 +129,13 @@ def _static_batch(program) -> Optional[int]:
     return None
 
 
-def _load_script(path: Path):
+def _load_script(path: Path, key: str = "teacher.path"):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript loader
             return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise _corrupt(path, "TorchScript model", exc) from None
+        raise _corrupt(path, "TorchScript model", exc, key) from None
 
 
 def _import_factory(factory: str, beside: Path):
@@ -153,7 +181,7 @@ def _state_dict_of(obj):
     return None
 
 
-def _load_state_dict(path: Path, factory: Optional[str]):
+def _load_state_dict(path: Path, factory: Optional[str], key: str = "teacher.path"):
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -161,9 +189,9 @@ def _load_state_dict(path: Path, factory: Optional[str]):
             raise InputError(
                 f"{path}: the file is a pickled Python object (torch.save(model)), not weights. Loading it "
                 "would execute arbitrary code from the file, so edgekit refuses it. " + SAVE_INSTEAD) from None
-        raise _corrupt(path, "torch file", exc) from None
+        raise _corrupt(path, "torch file", exc, key) from None
     except Exception as exc:
-        raise _corrupt(path, "torch file", exc) from None
+        raise _corrupt(path, "torch file", exc, key) from None
     state = _state_dict_of(obj)
     if state is None:
         raise InputError(f"{path}: the file holds a {type(obj).__name__}, not a model or a state_dict "
@@ -188,27 +216,31 @@ def _load_state_dict(path: Path, factory: Optional[str]):
     return module
 
 
-def load(path: Path, factory: Optional[str] = None) -> nn.Module:
-    """The teacher at `path` as an `nn.Module` in eval mode (see the module docstring for formats)."""
+def load(path: Path, factory: Optional[str] = None, key: str = "teacher.path") -> nn.Module:
+    """The model at `path` as an `nn.Module` in eval mode (see the module docstring for formats).
+
+    `key` is the recipe key that named the file (e.g. "stages[0].distill.student.path"), for messages."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: the teacher model does not exist (teacher.path). Check the path, "
+        raise InputError(f"{path}: the model file does not exist ({key}). Check the path, "
                          "which is read relative to the recipe file, then to the working directory.")
     if path.is_dir():
-        raise InputError(f"{path}: a torch teacher (teacher.path) is a file: .pt2 (torch.export), "
+        raise InputError(f"{path}: a torch model ({key}) is a file: .pt2 (torch.export), "
                          ".pt / .ts (TorchScript) or .pt / .pth (state_dict with teacher.factory).")
     if path.suffix.lower() not in SUFFIXES:
-        raise InputError(f"{path}: not a torch model file (teacher.path). Torch teachers are "
+        raise InputError(f"{path}: not a torch model file ({key}). Torch models are "
                          f"{', '.join(SUFFIXES)} files.")
-    kind = _kind(path, _members(path))
+    members = _members(path)
+    if members is None:
+        _check_unzippable(path, key)
+    kind = _kind(path, members)
     if kind == "export":
-        model = _load_export(path)
+        model = _load_export(path, key)
     elif kind == "script":
-        model = _load_script(path)
+        model = _load_script(path, key)
     else:
-        model = _load_state_dict(path, factory)
+        model = _load_state_dict(path, factory, key)
     set_mode(model, False)
     return model
-
 
 __all__ = ["SUFFIXES", "load"]

@@ -1,0 +1,94 @@
+"""The stage cache: training results reused across runs of the same recipe.
+
+Every training step of a run (teacher training, distill, prune, cluster, QAT) gets a key: a sha256
+of the key of its input (the teacher file's bytes, or the build and train settings), its own config,
+the data's fingerprint, the seed and the edgekit version. A run whose steps all hit also reuses its
+exported files and the teacher's outputs, and never imports the training framework; changing a
+later stage's config re-runs only from that stage.
+
+Location: `--cache-dir DIR`, else $EDGEKIT_CACHE_DIR, else $XDG_CACHE_HOME/edgekit, else
+~/.cache/edgekit. `--no-cache` turns it off. Entries are written to a temporary directory and
+renamed into place, so an interrupted run never leaves a half-written entry. Entries hold models
+saved by edgekit itself (torch ones as pickles): point the cache only at a directory you own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import __version__
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("EDGEKIT_CACHE_DIR"):
+        return Path(os.environ["EDGEKIT_CACHE_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edgekit"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, or of every file below a directory (names and bytes)."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def make_key(*parts: Any) -> str:
+    """A stable key for JSON-able parts, always including the edgekit version."""
+    text = json.dumps([__version__, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class StageCache:
+    """A directory of entries, each `<key>/` with `meta.json` and whatever the writer put there."""
+
+    def __init__(self, root: Optional[Path] = None, enabled: bool = True):
+        self.root = Path(root) if root else default_cache_dir()
+        self.enabled = enabled
+
+    def entry(self, key: str) -> Optional[Path]:
+        """The entry's directory when it exists and is complete, else None."""
+        if not self.enabled:
+            return None
+        path = self.root / key
+        return path if (path / "meta.json").is_file() else None
+
+    def meta(self, key: str) -> Optional[dict]:
+        path = self.entry(key)
+        return json.loads((path / "meta.json").read_text()) if path else None
+
+    def store(self, key: str, meta: dict, writer: Optional[Callable[[Path], None]] = None) -> Optional[str]:
+        """Write an entry atomically; returns a warning instead of failing the run when it cannot."""
+        if not self.enabled or self.entry(key):
+            return None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=self.root))
+            try:
+                if writer is not None:
+                    writer(staging)
+                (staging / "meta.json").write_text(json.dumps(meta, default=str, indent=1))
+                staging.rename(self.root / key)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a full disk or an unpicklable model must not fail the run
+            return f"stage cache: could not store an entry in {self.root} ({type(exc).__name__}: {str(exc)[:200]})"
+        return None
+
+
+DISABLED = StageCache(enabled=False)

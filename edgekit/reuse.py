@@ -1,0 +1,131 @@
+"""What a run can take from the stage cache (edgekit.cache), and what it leaves there.
+
+Keys chain: the teacher's key covers its file (or build and train settings), the data, the seed
+and the framework; each stage's key covers the previous key and its own config; the exports' key
+covers the final key, the export settings and the converter versions. A model entry holds the
+model (saved by its backend) and the artifact's info and stage record; the exports entry holds the
+exported files, the teacher's outputs on the test set and every stage record, so a fully cached
+run measures the files without importing the training framework at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .artifact import Artifact
+from .cache import file_digest, make_key
+from .environment import describe_environment
+from .exporting import Export
+
+SIDE_MODELS = ("float_model",)  # models kept in artifact.info that must travel with the entry
+
+
+def teacher_key(recipe, dataset, framework: str) -> str:
+    teacher = recipe.teacher
+    if teacher.path:
+        path = recipe.resolve_path(teacher.path)
+        digest = file_digest(path) if path.exists() else f"missing:{path}"  # loading reports it
+        source = ["file", digest, teacher.factory, teacher.trust_code]
+    else:
+        source = ["build", teacher.build.model_dump(mode="json"),
+                  teacher.train.model_dump(mode="json") if teacher.train else None]
+    return make_key("teacher", source, framework, dataset.fingerprint(), recipe.seed, recipe.task)
+
+
+def stage_keys(recipe, first: str) -> list[str]:
+    keys, previous = [], first
+    for stage in recipe.stages:
+        previous = make_key("stage", previous, stage.model_dump(mode="json"), recipe.seed)
+        keys.append(previous)
+    return keys
+
+
+def exports_key(recipe, teacher: str, final: str) -> str:
+    return make_key("exports", teacher, final, recipe.export.model_dump(mode="json"),
+                    describe_environment()["packages"])
+
+
+# ---- model entries ---------------------------------------------------------------------------
+
+def _info_json(info: dict) -> dict:
+    return {k: v for k, v in info.items() if k not in SIDE_MODELS}
+
+
+def store_model(cache, key: str, artifact: Artifact, backend, record: dict) -> Optional[str]:
+    def write(directory: Path) -> None:
+        backend.save_cached(artifact.model, directory / "model")
+        for name in SIDE_MODELS:
+            if artifact.info.get(name) is not None:
+                backend.save_cached(artifact.info[name], directory / name)
+
+    meta = {"info": _info_json(artifact.info), "record": record, "name": artifact.name,
+            "history": list(artifact.history), "quantization": _plan_json(artifact.quantization)}
+    return cache.store(key, meta, write)
+
+
+def load_model(cache, key: str, backend, recipe) -> Optional[tuple[Artifact, dict]]:
+    entry = cache.entry(key)
+    if entry is None:
+        return None
+    meta = json.loads((entry / "meta.json").read_text())
+    info = dict(meta["info"])
+    for name in SIDE_MODELS:
+        if (entry / name).exists():
+            info[name] = backend.load_cached(entry / name, info)
+    model = backend.load_cached(entry / "model", info)
+    plan = _plan(recipe, meta["quantization"])
+    artifact = Artifact(backend.framework, model, name=meta["name"], quantization=plan,
+                        history=tuple(meta["history"]), info=info)
+    return artifact, meta["record"]
+
+
+def _plan_json(plan) -> Optional[dict]:
+    return plan.model_dump(mode="json") if plan is not None else None
+
+
+def _plan(recipe, data: Optional[dict]):
+    return recipe.quantize if data is not None else None
+
+
+# ---- the exports entry -----------------------------------------------------------------------
+
+def store_exports(cache, key: str, exports: list[Export], teacher_entry: dict, teacher_outputs: np.ndarray,
+                  stages: list[dict]) -> Optional[str]:
+    def write(directory: Path) -> None:
+        files = directory / "files"
+        files.mkdir()
+        for export in exports:
+            for path in sorted(export.path.parent.glob(export.path.name + "*")):  # model.onnx + .data
+                shutil.copy2(path, files / path.name)
+        np.save(directory / "teacher_outputs.npy", teacher_outputs)
+
+    meta = {"exports": [{"role": e.role, "fmt": e.fmt, "file": e.path.name, "precision": e.precision,
+                         "io": e.io, "layout": e.layout} for e in exports],
+            "teacher": teacher_entry, "stages": stages}
+    return cache.store(key, meta, write)
+
+
+def restore_exports(cache, key: str, workdir: Path):
+    """(exports, teacher entry, teacher outputs, stage records) copied from the cache, or None."""
+    entry = cache.entry(key)
+    if entry is None:
+        return None
+    start = time.perf_counter()
+    meta = json.loads((entry / "meta.json").read_text())
+    for path in (entry / "files").iterdir():
+        shutil.copy2(path, workdir / path.name)
+    exports = [Export(e["role"], e["fmt"], workdir / e["file"], e["precision"], e["io"], e["layout"])
+               for e in meta["exports"]]
+    outputs = np.load(entry / "teacher_outputs.npy")
+    restored = round(time.perf_counter() - start, 3)
+    stages = [{**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
+               "wall_s": 0.0} for record in meta["stages"]]
+    if stages:
+        stages[0]["wall_s"] = restored
+    return exports, meta["teacher"], outputs, stages

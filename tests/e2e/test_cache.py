@@ -1,0 +1,57 @@
+"""The stage cache: an unchanged recipe reuses every trained step and exported file, a changed later
+stage re-runs only from there, and --no-cache trains everything. (The speed-up itself is measured
+in benchmarks/, not asserted here.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import run_edgekit
+
+pytestmark = pytest.mark.slow
+
+
+def _report(out) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def _cached(report: dict) -> dict:
+    return {s["name"]: bool(s.get("cached")) for s in report["stages"]}
+
+
+@pytest.mark.parametrize("recipe", ["recipes/digits_from_scratch.yaml", "recipes/digits_torch.yaml"])
+def test_an_unchanged_recipe_reuses_everything(recipe, tmp_path):
+    cache = tmp_path / "cache"
+    first = run_edgekit("compress", recipe, "--output", str(tmp_path / "a"), "-q", "--cache-dir", str(cache))
+    second = run_edgekit("compress", recipe, "--output", str(tmp_path / "b"), "-q", "--cache-dir", str(cache))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    before, after = _report(tmp_path / "a"), _report(tmp_path / "b")
+    assert not any(_cached(before).values())
+    trained = [name for name in _cached(after) if not name.startswith("evaluate ") or name == "evaluate teacher"]
+    assert all(_cached(after)[name] for name in trained)
+    for name in ("model.tflite", "model.onnx", "baseline.tflite"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    figures = lambda r: [(a["name"], a.get("accuracy"), a.get("agreement"), a.get("bytes")) for a in r["artifacts"]]
+    assert figures(before) == figures(after)
+
+
+def test_changing_a_later_stage_reruns_only_from_it(tmp_path):
+    cache = tmp_path / "cache"
+    base = ["compress", "recipes/digits_full.yaml", "-q", "--cache-dir", str(cache)]
+    assert run_edgekit(*base, "--output", str(tmp_path / "a")).returncode == 0
+    changed = run_edgekit(*base, "--output", str(tmp_path / "b"), "--set", "stages.2.quantize.epochs=1")
+    assert changed.returncode == 0, changed.stderr
+    cached = _cached(_report(tmp_path / "b"))
+    assert cached["distill"] and cached["prune"] and not cached["quantize"]
+
+
+def test_no_cache_trains_everything_and_writes_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    for out in ("a", "b"):
+        result = run_edgekit("compress", "recipes/digits_from_scratch.yaml", "--output", str(tmp_path / out), "-q",
+                             "--cache-dir", str(cache), "--no-cache")
+        assert result.returncode == 0, result.stderr
+        assert not any(_cached(_report(tmp_path / out)).values())
+    assert not cache.exists() or not any(cache.iterdir())
