@@ -213,7 +213,7 @@ def _plots(report: dict) -> str:
             figure, alt = made
             figures.append(f'<figure class="card" id="plot-{key}">{_svg(figure, key, alt)}'
                            f"<figcaption>{escape(caption)}</figcaption></figure>")
-    return f'<div class="plots">\n' + "\n".join(figures) + "\n</div>" if figures else "<p>No data to plot.</p>"
+    return '<div class="plots">\n' + "\n".join(figures) + "\n</div>" if figures else "<p>No data to plot.</p>"
 
 
 def _svg(figure, key: str, alt: str) -> str:
