@@ -116,18 +116,29 @@ def compress(recipe_path: str, output: str | None, overrides: tuple[str, ...], q
 @main.command()
 @click.argument("recipe_path", metavar="RECIPE")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value.")
+@click.option("--deep", is_flag=True,
+              help="Also read the data and load the teacher (imports its framework): shapes, labels, preflight.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def validate(recipe_path: str, overrides: tuple[str, ...], debug: bool) -> None:
-    """Check RECIPE's keys, values and supported combinations without training anything."""
+def validate(recipe_path: str, overrides: tuple[str, ...], deep: bool, debug: bool) -> None:
+    """Check RECIPE without training anything: keys, values, supported combinations and files
+    (instant); with --deep also that the data fit the teacher."""
+    _debug_mode(debug)
     with user_errors(debug):
         from .recipe import load_recipe
         from .support import check_support
+        from .validation import check_deep, check_files
 
         recipe = load_recipe(recipe_path, overrides)
         framework = check_support(recipe)
+        check_files(recipe)
+        found = check_deep(recipe, framework) if deep else None
     stages = " → ".join(stage.label for stage in recipe.stages) or "no stages"
     stdout.print(f"[green]✓[/] {recipe_path}: valid recipe '{recipe.name}' ({framework} teacher; {stages}; "
-                 f"exports {', '.join(recipe.export.formats)}).")
+                 f"exports {', '.join(recipe.export.formats)}).", soft_wrap=True)
+    if found:
+        stdout.print(f"[green]✓[/] data fit the teacher: {found['train']} train, {found['test']} test, "
+                     f"{found['calibration']} calibration samples of shape {found['input_shape']}; "
+                     f"teacher {found['params']:,} parameters; preflight passed.", soft_wrap=True)
 
 
 @main.command()

@@ -133,3 +133,15 @@ def test_init_writes_a_recipe_that_validates_and_runs(framework, tmp_path):
     result = run_edgekit("compress", str(recipe), "--output", str(out), "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert _report(out)["framework"] == framework
+
+
+def test_validate_deep_checks_that_the_data_fit_the_teacher(tmp_path):
+    np.savez(tmp_path / "nine.npz", x_train=np.zeros((40, 9, 9, 1), np.float32), y_train=np.arange(40) % 10,
+             x_test=np.zeros((10, 9, 9, 1), np.float32), y_test=np.arange(10))
+    args = ("validate", "recipes/quickstart.yaml", "--set", f"data={{source: npz, path: {tmp_path / 'nine.npz'}, "
+            "calibration_samples: 8}")
+    assert run_edgekit(*args).returncode == 0  # the fast check reads neither data nor model
+    deep = run_edgekit(*args, "--deep")
+    assert deep.returncode == 2
+    assert "expects samples of shape [8, 8, 1]" in deep.stderr and "[9, 9, 1]" in deep.stderr
+    assert run_edgekit("validate", "recipes/digits_full.yaml", "--deep").returncode == 0

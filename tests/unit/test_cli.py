@@ -187,3 +187,14 @@ def test_init_writes_a_commented_recipe_and_refuses_to_overwrite(tmp_path):
     assert second.exit_code == 2 and "--force" in second.output
     assert invoke("init", "--output", str(target), "--force").exit_code == 0
     assert "framework: keras" in target.read_text()
+
+
+def test_validate_names_a_missing_file_by_its_key(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("version: 1\nteacher:\n  path: model.keras\ndata:\n  source: npz\n  path: absent.npz\n")
+    (tmp_path / "model.keras").write_bytes(b"")
+
+    result = invoke("validate", str(recipe))
+
+    assert result.exit_code == 2
+    assert "line 6, data.path" in result.output and "absent.npz" in result.output

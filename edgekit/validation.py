@@ -1,0 +1,50 @@
+"""`edgekit validate`: everything that can be checked without training.
+
+The default checks are instant (no data read, no framework imported): the schema, the supported
+combinations (edgekit.support) and that every file the recipe names exists. `--deep` also reads
+the data and loads (or builds, untrained) the teacher with its framework, then checks that the
+data's shapes and labels fit the model and runs each stage's preflight (e.g. channel pruning's
+topology check) — the same checks `compress` makes before it trains anything.
+"""
+
+from __future__ import annotations
+
+from .errors import InputError
+from .recipe import Recipe
+
+
+def _named_files(recipe: Recipe) -> list[tuple[tuple, str]]:
+    named = [(("teacher", "path"), recipe.teacher.path), (("data", "path"), recipe.data.path)]
+    if isinstance(recipe.data.labels, str):
+        named.append((("data", "labels"), recipe.data.labels))
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "distill" and stage.distill.student.path:
+            named.append((("stages", i, "distill", "student", "path"), stage.distill.student.path))
+    return [(key, value) for key, value in named if value]
+
+
+def check_files(recipe: Recipe) -> None:
+    """Raise InputError naming the key of the first file that does not exist."""
+    for key, value in _named_files(recipe):
+        if not recipe.resolve_path(value).exists():
+            raise InputError(f"{recipe.where(*key)}: '{value}' does not exist (looked beside the recipe, then in "
+                             "the working directory).")
+
+
+def check_deep(recipe: Recipe, framework: str) -> dict:
+    """Read the data and the teacher, check they fit, run the preflight; returns what was found."""
+    from .backends import get_backend
+    from .data import load_dataset
+    from .pipeline import RunContext
+
+    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
+    backend = get_backend(framework)
+    teacher = recipe.teacher
+    if teacher.path:
+        model = backend.load(recipe.resolve_path(teacher.path), teacher.factory, teacher.trust_code)
+    else:
+        model = backend.build(teacher.build.arch, teacher.build.width, dataset.input_shape, dataset.num_classes,
+                              recipe.task, recipe.seed)
+    backend.check_compatible(model, dataset, recipe.task, where=str(teacher.path or "teacher.build"))
+    backend.preflight(model, RunContext(recipe, dataset, backend))
+    return {**dataset.summary(), "params": backend.describe(model)["params"]}
