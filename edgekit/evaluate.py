@@ -73,7 +73,8 @@ METRICS: dict[str, Callable[..., dict]] = {
 
 def measure_file(path, runtime_name: str, x: np.ndarray, y: np.ndarray, task: str, reference=None,
                  latency_cfg: Optional[dict] = None, threads: int = 1,
-                 progress: Optional[Callable[[int, int], None]] = None, batch_size: int = 64) -> dict:
+                 progress: Optional[Callable[[int, int], None]] = None, batch_size: int = 64,
+                 latency_progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Open `path` once on `runtime_name`, predict `x` in batches, score against `y`, time it.
 
     Returns {"runtime", "runtime_version", "format", "bytes", "gzip_bytes", "files", "params",
@@ -107,7 +108,7 @@ def measure_file(path, runtime_name: str, x: np.ndarray, y: np.ndarray, task: st
         if latency_cfg is not None:
             latency = session.latency(warmup=int(latency_cfg.get("warmup", 10)),
                                       runs=int(latency_cfg.get("runs", 100)),
-                                      batch=int(latency_cfg.get("batch", 1)))
+                                      batch=int(latency_cfg.get("batch", 1)), progress=latency_progress)
         figures["latency_ms"] = latency
         figures["io"] = {"inputs": [t.to_dict() for t in session.inputs],
                          "outputs": [t.to_dict() for t in session.outputs]}

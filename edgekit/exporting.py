@@ -110,8 +110,10 @@ def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
         precision = artifact.quantization.precision if artifact.quantization is not None else "float32"
         for fmt in ctx.recipe.export.formats:
             path = ctx.workdir / f"{stem}.{fmt}"
-            with ctx.stage(f"export {path.name}", f"{precision}, {fmt}") as record:
+            with ctx.stage(f"export {path.name}", f"{precision}, {fmt}") as record, \
+                    ctx.progress.task(f"export {path.name} ({precision}, calibrate and convert)", 1) as done:
                 WRITERS[fmt](artifact, path, ctx, float_onnx)
+                done(1)
                 record["metrics"]["bytes"] = path.stat().st_size
             layout = ctx.backend.input_layout(fmt, bool(ctx.recipe.export.channels_last))
             exports.append(Export(role, fmt, path, precision, _io_of(artifact, fmt), layout))

@@ -44,11 +44,13 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
                             "runtime": None, "latency_ms": None, **_sparsity(export.path)})
             continue
         with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
-            with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance:
+            with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance, \
+                    ctx.progress.task(f"latency {name}", latency.runs) as timed:
                 figures = measure_file(
-                    export.path, runtime, to_layout(data.x_test, export.layout), data.y_test, recipe.task, reference=reference,
+                    export.path, runtime, to_layout(data.x_test, export.layout), data.y_test, recipe.task,
+                    reference=reference,
                     latency_cfg={"warmup": latency.warmup, "runs": latency.runs, "batch": latency.batch},
-                    threads=latency.threads, progress=to_absolute(advance),
+                    threads=latency.threads, progress=to_absolute(advance), latency_progress=to_absolute(timed),
                 )
             figures.pop("_predictions", None)
             record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})

@@ -29,25 +29,41 @@ class Progress:
 
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
-        """A bar for `total` steps; yields `advance(n=1, **fields)`."""
+        """A bar for `total` steps; yields `advance(n=1, **fields)`. Bars may nest: they share one
+        live display, which ends with the outermost bar."""
         if not self.bars:
             yield lambda n=1, **fields: None
             return
+        bar = self._live()
+        task_id = bar.add_task(description, total=total, status="")
+
+        def advance(n: int = 1, **fields: float) -> None:
+            status = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+            bar.update(task_id, advance=n, status=status)
+
+        try:
+            yield advance
+        finally:
+            bar.remove_task(task_id)
+            self._open -= 1
+            if self._open == 0:
+                bar.stop()
+                self._bar = None
+
+    def _live(self):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
-        with RichProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
-            console=self.console, transient=True,
-        ) as bar:
-            task_id = bar.add_task(description, total=total, status="")
-
-            def advance(n: int = 1, **fields: float) -> None:
-                status = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
-                bar.update(task_id, advance=n, status=status)
-
-            yield advance
+        if getattr(self, "_bar", None) is None:
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                console=self.console, transient=True,
+            )
+            self._bar.start()
+            self._open = 0
+        self._open += 1
+        return self._bar
 
 
 def to_absolute(advance: Callable[..., None]) -> Callable[[int, int], None]:

@@ -202,11 +202,13 @@ class Session(abc.ABC):
             return rng.integers(0, 2, size=shape).astype(bool)
         return rng.standard_normal(shape).astype(dtype)
 
-    def latency(self, warmup: int, runs: int, batch: int = 1) -> dict:
+    def latency(self, warmup: int, runs: int, batch: int = 1,
+                progress: Optional[Callable[[int, int], None]] = None) -> dict:
         """Time `runs` invocations after `warmup` untimed ones on a fixed random input.
 
-        Only the runtime's invoke / run call is inside the timer (time.perf_counter_ns). When the
-        batch dimension cannot be resized, the file's own batch size is used and reported.
+        Only the runtime's invoke / run call is inside the timer (time.perf_counter_ns); `progress(done,
+        total)` is called between timed runs, about 20 times in all. When the batch dimension cannot
+        be resized, the file's own batch size is used and reported.
         """
         if runs < 1:
             raise ValueError(f"latency needs at least one timed run, got runs={runs}")
@@ -219,10 +221,13 @@ class Session(abc.ABC):
             for _ in range(max(0, int(warmup))):
                 self._invoke()
             times = []
-            for _ in range(int(runs)):
+            every = max(1, int(runs) // 20)
+            for i in range(int(runs)):
                 t0 = time.perf_counter_ns()
                 self._invoke()
                 times.append(time.perf_counter_ns() - t0)
+                if progress is not None and ((i + 1) % every == 0 or i + 1 == runs):
+                    progress(i + 1, int(runs))
         except Exception as exc:
             raise StageError("evaluate", f"{self.path}: {self.runtime_name} failed while timing "
                                          f"the model: {exc}") from exc
