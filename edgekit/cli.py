@@ -18,6 +18,7 @@ from typing import Iterator
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import EdgekitError
@@ -36,7 +37,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except EdgekitError as exc:
         if debug:
             traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted:[/] nothing was written over the previous run directory.")
@@ -44,7 +45,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except Exception as exc:  # a bug in edgekit or a framework: say so, keep the trace for --debug
         if debug:
             traceback.print_exc()
-        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                      "Re-run with --debug for the traceback, and please report it.", soft_wrap=True)
         sys.exit(3)
 
@@ -133,7 +134,7 @@ def validate(recipe_path: str, overrides: tuple[str, ...], deep: bool, debug: bo
         check_files(recipe)
         found = check_deep(recipe, framework) if deep else None
     stages = " → ".join(stage.label for stage in recipe.stages) or "no stages"
-    stdout.print(f"[green]✓[/] {recipe_path}: valid recipe '{recipe.name}' ({framework} teacher; {stages}; "
+    stdout.print(f"[green]✓[/] {escape(recipe_path)}: valid recipe '{recipe.name}' ({framework} teacher; {stages}; "
                  f"exports {', '.join(recipe.export.formats)}).", soft_wrap=True)
     if found:
         stdout.print(f"[green]✓[/] data fit the teacher: {found['train']} train, {found['test']} test, "
@@ -161,7 +162,7 @@ def init(framework: str, output: str, force: bool) -> None:
             path.write_text(starter_recipe(framework, str(path)), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{path}: cannot write the recipe ({exc.strerror}).") from None
-    stdout.print(f"[green]✓[/] wrote {path}: run it with `edgekit compress {path}`")
+    stdout.print(f"[green]✓[/] wrote {escape(str(path))}: run it with `edgekit compress {escape(str(path))}`")
 
 
 @main.command()
@@ -182,7 +183,7 @@ def report(run_dir: str, debug: bool) -> None:
         except json.JSONDecodeError as exc:
             raise InputError(f"{run_dir}/report.json: not valid JSON ({exc}).") from None
         write_report(Path(run_dir), data)
-    stdout.print(f"[green]✓[/] wrote {Path(run_dir) / 'report.md'} and report.html")
+    stdout.print(f"[green]✓[/] wrote {escape(str(Path(run_dir) / 'report.md'))} and report.html")
 
 
 def _register_tool_commands() -> None:

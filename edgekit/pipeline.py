@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from rich.markup import escape
 
 from . import __version__
 from .artifact import Artifact
@@ -38,6 +39,7 @@ from .reuse import exports_key, load_model, restore_exports, stage_keys, store_e
 from .rundir import check_output_is_safe, staged_directory
 from .stages import STAGES
 from .support import check_support
+from .validation import check_files
 
 
 @dataclass
@@ -59,7 +61,7 @@ class RunContext:
         replayed = {**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
                     "wall_s": round(seconds, 3)}
         self.stages.append(replayed)
-        self.progress.message(f"[green]✓[/] {record['name']}: {record['summary']} (from the stage cache)")
+        self.progress.message(f"[green]✓[/] {escape(record['name'])}: {escape(record['summary'])} (from the stage cache)")
 
     def keep(self, key: str | None, artifact: Artifact, record: dict) -> None:
         """Store a trained step's model in the stage cache (a failure to store is a warning)."""
@@ -91,7 +93,7 @@ class RunContext:
             raise StageError(name, f"{type(exc).__name__}: {str(exc).strip()[:800]}") from exc
         record["wall_s"] = round(time.perf_counter() - start, 3)
         self.stages.append(record)
-        self.progress.message(f"[green]✓[/] {name}: {record['summary']} ({record['wall_s']:.1f} s)")
+        self.progress.message(f"[green]✓[/] {escape(name)}: {escape(record['summary'])} ({record['wall_s']:.1f} s)")
 
 
 class LazyBackend:
@@ -213,6 +215,7 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
 
     With an enabled `cache`, trained steps and exported files of earlier runs are reused."""
     framework = check_support(recipe)
+    check_files(recipe)
     np.random.seed(recipe.seed)
     target = output_dir(recipe, output)
     check_output_is_safe(target, _inputs_of(recipe))

@@ -301,7 +301,7 @@ class GatesConfig(Strict):
 class Recipe(Strict):
     version: Literal[1] = 1
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)] = "run"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     task: Literal["classification", "regression"] = "classification"
     output: Optional[str] = None
     data: DataConfig = DataConfig()

@@ -38,6 +38,22 @@ def _index_lines(node: yaml.Node, path: tuple = (), index: Optional[dict] = None
     return index
 
 
+def _check_duplicate_keys(node: yaml.Node, source: str) -> None:
+    """YAML keeps the last of two equal keys silently; a recipe with one is almost surely a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                raise RecipeError(f"{source}: line {line}: key '{key_node.value}' is given twice (first at line "
+                                  f"{seen[key_node.value]}); keep one.")
+            seen[key_node.value] = line
+            _check_duplicate_keys(value_node, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, source)
+
+
 def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple, int]]:
     try:
         node = yaml.compose(text, Loader=_LineLoader)
@@ -50,6 +66,8 @@ def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple, int
         ) from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{source}: invalid YAML: {exc}") from None
+    if node is not None:
+        _check_duplicate_keys(node, source)
     if data is None:
         raise RecipeError(f"{source}: the recipe is empty. Start from `edgekit init` or recipes/quickstart.yaml.")
     if not isinstance(data, dict):

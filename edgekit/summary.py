@@ -51,4 +51,4 @@ def print_summary(console: Console, report: dict, run_dir: Path) -> None:
         console.print(f"  {mark} {gate['gate']} {escape('[' + gate['artifact'] + ']')}: {gate['value']} "
                       f"(limit {gate['limit']} {escape(gate['unit'])})", soft_wrap=True)
     verdict = "[green]all gates passed[/]" if report.get("passed") else "[bold red]a gate failed[/] (exit 1)"
-    console.print(f"{verdict}; report: {Path(run_dir) / 'report.md'}")
+    console.print(f"{verdict}; report: {escape(str(Path(run_dir) / 'report.md'))}")

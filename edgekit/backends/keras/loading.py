@@ -6,6 +6,7 @@ Models are loaded with `compile=False` (edgekit compiles what it trains) and `sa
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from ...errors import InputError
@@ -41,6 +42,20 @@ def _holds_python_code(path: Path) -> bool:
     return False
 
 
+def _not_a_zip(path: Path, key: str) -> str:
+    """Why a `.keras` file that is not a readable zip archive (config.json, model.weights.h5) cannot be
+    loaded; "" for an HDF5 file, which Keras reads whatever its name."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        return (f"{path}: a damaged or truncated .keras archive ({key}): the zip archive cannot be read to the "
+                "end. Copy or save the model again (model.save(\"model.keras\")).")
+    if head == b"\x89HDF\r\n\x1a\n":
+        return ""
+    return (f"{path}: not a Keras model ({key}): a .keras file is a zip archive written by model.save, and "
+            "this file is not one. Is it complete, and is it the model you meant?")
+
+
 def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
     """Load a Keras model; Lambda layers (arbitrary Python) only with `trust_code`.
 
@@ -55,6 +70,10 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{path}: not a Keras model file ({key}). Keras models are "
                          f"{', '.join(SUFFIXES)} files or SavedModel directories.")
+    if path.is_file() and path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        problem = _not_a_zip(path, key)
+        if problem:
+            raise InputError(problem)
     if not trust_code and _holds_python_code(path):
         raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
     kwargs = {"compile": False}

@@ -53,7 +53,7 @@ def make_student(config, teacher, dataset, recipe) -> nn.Module:
     student_cfg = config.student
     outputs = _outputs_of(teacher, dataset)
     if student_cfg.path:
-        student = loading.load(recipe.resolve_path(student_cfg.path), None)
+        student = loading.load(recipe.resolve_path(student_cfg.path), None, key="distill.student.path")
         got = _outputs_of(student, dataset)
         if got != outputs:
             raise InputError(f"{student_cfg.path}: the student has {got} outputs but the teacher has {outputs} "
