@@ -28,7 +28,7 @@ test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
-	$(PY) benchmarks/compression.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf runs .pytest_cache
