@@ -7,6 +7,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     compression  float / PTQ int8 / dynamic / float16 / QAT / digits_full, and int8 speed on 32x32 conv models
     limits       bytes per parameter, MAC/s against the CPU's int8 peak               (limits.py)
     scale        evaluation on 1k / 10k / 100k samples, fresh process each            (scale.py)
+    cache        an unchanged training recipe run twice: the stage cache's speed-up   (cache_speed.py)
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~10 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
@@ -36,8 +37,8 @@ sys.path.insert(0, str(HERE))
 from common import ROOT  # noqa: E402
 
 #: section name -> module (in the order they run: the subprocess-timed sections first)
-SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "compression": "compression", "limits": "limits",
-            "scale": "scale"}
+SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
+            "limits": "limits", "scale": "scale"}
 
 
 def machine() -> dict:

@@ -44,3 +44,22 @@ def run_edgekit(*args: str, cwd: Path = ROOT, timeout: int = 600) -> CliResult:
     proc = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification", validation=0.1):
+    """A separable toy problem built in code (NHWC float32): the class is which vertical band of the
+    image is bright; for regression the target is the mean pixel. 20% test, `validation` of n held out."""
+    import numpy as np
+
+    from edgekit.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    x = rng.normal(0, 0.1, size=(n,) + tuple(shape)).astype(np.float32)
+    band = shape[1] // classes
+    for i, label in enumerate(y):
+        x[i, :, label * band:(label + 1) * band] += 1.0
+    if task == "regression":
+        y = x.reshape(n, -1).mean(axis=1).astype(np.float32)
+    a, b = int(round((0.8 - validation) * n)), int(round(0.8 * n))
+    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)

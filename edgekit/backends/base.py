@@ -40,3 +40,31 @@ class Backend(Protocol):
     def export(self, model: Any, fmt: str, path: Path, quantization: Any, calibration: Optional[np.ndarray]) -> Path:
         """Write `model` as `fmt` ("tflite" | "onnx") to `path`, honouring `quantization` where the
         framework's converter applies it (the .tflite), and return the path written."""
+
+
+def check_labels_fit(dataset: Any, outputs: Optional[int], task: str, where: str) -> None:
+    """Raise InputError when a class id in the data has no output of the model."""
+    from ..errors import InputError
+
+    if task != "classification" or outputs is None:
+        return
+    largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
+    if largest >= outputs:
+        raise InputError(f"{where}: the data has class id {largest} but the model has only {outputs} outputs "
+                         f"(classes 0..{outputs - 1}). Check data.keys.y_train / y_test or the model.")
+
+
+class TrainModuleBackend:
+    """Training, copying and prediction through the backend's own `train` module (`_train`), so
+    each backend only says how its framework does them."""
+
+    _train: Any
+
+    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
+        return self._train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+
+    def clone(self, model):
+        return self._train.clone(model)
+
+    def predict(self, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return self._train.predict(model, x, batch_size)

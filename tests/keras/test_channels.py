@@ -11,6 +11,7 @@ from edgekit.backends.keras import channels, train, zoo
 from edgekit.backends.keras.compat import keras
 from edgekit.data import Dataset
 from edgekit.errors import InputError
+from tests.helpers import band_dataset
 
 L = keras.layers
 CHAIN_ARCHS = ["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "mobilenet_v1"]
@@ -64,15 +65,7 @@ def _zero_filters(model, prunable, sparsity, rng):
 
 
 def _toy_dataset(n=300, shape=(8, 8, 1), classes=3, seed=0) -> Dataset:
-    """A separable toy problem: the class is which third of the image is brightest."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, size=n)
-    x = rng.normal(0, 0.1, size=(n,) + shape).astype(np.float32)
-    band = shape[1] // classes
-    for i, label in enumerate(y):
-        x[i, :, label * band:(label + 1) * band] += 1.0
-    split = int(0.8 * n)
-    return Dataset(x[:split], y[:split], x[:0], y[:0], x[split:], y[split:], x[:64], task="classification")
+    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, validation=0.0)
 
 
 @pytest.mark.parametrize("arch", CHAIN_ARCHS + ["sequential"])

@@ -12,20 +12,13 @@ from edgekit.errors import InputError
 from edgekit.recipe import QuantizeConfig
 from edgekit.runtimes import get_runtime
 from edgekit.zoo import ARCHITECTURES
+from tests.helpers import band_dataset
 
 keras_backend = get_backend("keras")
 
 
 def _dataset(n=240, shape=(8, 8, 1), classes=3, seed=0) -> Dataset:
-    """A separable toy problem: the class is which third of the image is brightest."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, size=n)
-    x = rng.normal(0, 0.1, size=(n,) + shape).astype(np.float32)
-    band = shape[1] // classes
-    for i, label in enumerate(y):
-        x[i, :, label * band:(label + 1) * band] += 1.0
-    split = int(0.8 * n)
-    return Dataset(x[:split], y[:split], x[:0], y[:0], x[split:], y[split:], x[:64], task="classification")
+    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, validation=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,11 @@ from edgekit.pipeline import RunContext  # noqa: E402
 from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig, parse_recipe  # noqa: E402
 from edgekit.stages import STAGES  # noqa: E402
 from edgekit.backends.torch import BACKEND, distill, prune, train  # noqa: E402
+from tests.helpers import band_dataset
 
 
 def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
-    """Separable toy data (NHWC float32): the class is which vertical band of the image is bright."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, size=n)
-    x = rng.normal(0, 0.1, size=(n,) + shape).astype(np.float32)
-    band = shape[1] // classes
-    for i, label in enumerate(y):
-        x[i, :, label * band:(label + 1) * band] += 1.0
-    if task == "regression":
-        y = x.reshape(n, -1).mean(axis=1).astype(np.float32)
-    a, b = int(0.7 * n), int(0.8 * n)
-    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)
+    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, task=task, validation=0.1)
 
 
 def _context(data: Dataset) -> RunContext:

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import InputError
+from ..base import TrainModuleBackend, check_labels_fit
 from . import channels, cluster, convert, distill, loading, prune, qat, train, zoo
 
 
@@ -15,8 +16,9 @@ def _shape(shape) -> list:
     return [None if d is None else int(d) for d in shape]
 
 
-class KerasBackend:
+class KerasBackend(TrainModuleBackend):
     framework = "keras"
+    _train = train
     STAGES = {
         "distill": distill.distill,
         "prune": prune.prune,
@@ -46,15 +48,6 @@ class KerasBackend:
         train.keras.utils.set_random_seed(seed)
         return zoo.build(arch, width, tuple(input_shape), outputs, task)
 
-    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
-        return train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
-
-    def clone(self, model):
-        return train.clone(model)
-
-    def predict(self, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return train.predict(model, x, batch_size)
-
     def describe(self, model) -> dict:
         return {
             "name": model.name,
@@ -72,14 +65,7 @@ class KerasBackend:
                 f"{where}: the model expects samples of shape {list(expected)} but the data has {list(given)}. "
                 "Check data.layout (nhwc | nchw), data.image_size, or the arrays named in data.keys."
             )
-        outputs = model.output_shape[-1]
-        if task == "classification" and outputs is not None:
-            largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
-            if largest >= outputs:
-                raise InputError(
-                    f"{where}: the data has class id {largest} but the model has only {outputs} outputs "
-                    "(classes 0.." f"{outputs - 1}). Check data.keys.y_train / y_test or the model."
-                )
+        check_labels_fit(dataset, model.output_shape[-1], task, where)
 
     def export(self, model, fmt: str, path: Path, quantization: Any = None,
                calibration: Optional[np.ndarray] = None, sparse: bool = False, channels_last: bool = True) -> Path:

@@ -13,13 +13,15 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import InputError
+from ..base import TrainModuleBackend, check_labels_fit
 from . import convert, distill, loading, prune, qat, train, zoo
 from .compat import torch
 from .layout import model_shape, to_nchw
 
 
-class TorchBackend:
+class TorchBackend(TrainModuleBackend):
     framework = "torch"
+    _train = train
     STAGES = {
         "distill": distill.distill,
         "prune": prune.prune,
@@ -33,15 +35,6 @@ class TorchBackend:
     def build(self, arch, width, input_shape, outputs, task, seed):
         torch.manual_seed(seed)
         return zoo.build(arch, width, tuple(input_shape), outputs, task)
-
-    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
-        return train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
-
-    def clone(self, model):
-        return train.clone(model)
-
-    def predict(self, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return train.predict(model, x, batch_size)
 
     def describe(self, model) -> dict:
         return {"name": type(model).__name__, "params": train.param_count(model), "layers": len(list(model.modules()))}
@@ -57,11 +50,7 @@ class TorchBackend:
                 "Check data.layout (nhwc | nchw), data.image_size, or the arrays named in data.keys."
             ) from None
         outputs = int(out.shape[-1]) if out.ndim > 1 else 1
-        if task == "classification":
-            largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
-            if largest >= outputs:
-                raise InputError(f"{where}: the data has class id {largest} but the model has only {outputs} "
-                                 f"outputs (classes 0..{outputs - 1}). Check data.keys.y_train / y_test or the model.")
+        check_labels_fit(dataset, outputs, task, where)
 
     def preflight(self, model, ctx) -> None:
         """Channel pruning's dependency check on the model each stage will receive, before training."""
