@@ -50,3 +50,39 @@ def test_card_quantization_matches_the_file_and_reproduces_the_report(example_ru
     accuracy = float(np.mean([p == str(t) for p, t in zip(predicted, y_test)]))
     final = next(a for a in report["artifacts"] if a["name"] == "model.tflite")
     assert accuracy == pytest.approx(final["accuracy"], abs=1e-9)
+
+
+def test_inspect_reads_edgekit_files_as_their_runtimes_do(example_run):
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.inspect import schema
+    from tests.helpers import run_edgekit
+    from tests.runtimes.jsonschema_subset import validate
+
+    out, result = example_run("digits_full.yaml")
+    assert result.returncode == 0, result.stderr
+    onnx_run = run_edgekit("inspect", str(out / "model.onnx"), "--json", "--no-gpu-check")
+    tflite_run = run_edgekit("inspect", str(out / "model.tflite"), "--json", "--no-gpu-check")
+    assert onnx_run.returncode == 0 and tflite_run.returncode == 0, onnx_run.stderr + tflite_run.stderr
+    onnx_facts, tflite_facts = onnx_run.json(), tflite_run.json()
+    assert validate(onnx_facts, schema()) == [] and validate(tflite_facts, schema()) == []
+
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (ort_input,) = session.get_inputs()
+    assert onnx_facts["inputs"][0]["name"] == ort_input.name
+    assert onnx_facts["inputs"][0]["dtype"] == "float32" and ort_input.type == "tensor(float)"
+    # The QAT .onnx (from the full-integer .tflite) keeps TFLite's fused ReLU between Conv and its
+    # QuantizeLinear, so ONNX Runtime computes those convolutions in float: inspect must say so.
+    assert onnx_facts["quantization"]["kind"] == "mixed"
+    assert {op["op"] for op in onnx_facts["quantization"]["float_ops"]} >= {"Relu"}
+    ptq_out, ptq = example_run("quickstart.yaml")
+    assert ptq.returncode == 0, ptq.stderr
+    ptq_facts = run_edgekit("inspect", str(ptq_out / "model.onnx"), "--json", "--no-gpu-check").json()
+    assert ptq_facts["quantization"]["kind"] == "int8 (full integer)" and not ptq_facts["quantization"]["float_ops"]
+
+    interpreter = Interpreter(model_path=str(out / "model.tflite"))
+    detail = interpreter.get_input_details()[0]
+    assert tflite_facts["inputs"][0]["scale"] == pytest.approx(detail["quantization"][0], rel=1e-7)
+    assert tflite_facts["inputs"][0]["zero_point"] == detail["quantization"][1]
+    assert tflite_facts["quantization"]["kind"] == "int8 (full integer)"
