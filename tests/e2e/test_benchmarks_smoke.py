@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("cli", "tfmot", "compression", "limits", "scale")
+SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale")
 
 
 def _numbers(value) -> list:
@@ -49,6 +49,7 @@ def test_run_all_quick_writes_every_section(tmp_path):
             assert isinstance(goal["value"], numbers.Real) and isinstance(goal["met"], bool), (name, goal)
 
     sections = results["sections"]
+    _cache_rows_check(results)
     tfmot = sections["tfmot"]["sides"]
     for side in ("plain", "edgekit_like"):
         assert tfmot[side]["wall_s"] > 0 and tfmot[side]["bytes"] > 0 and 0 < tfmot[side]["litert_accuracy"] <= 1
@@ -66,3 +67,8 @@ def test_run_all_quick_writes_every_section(tmp_path):
 
     markdown = (tmp_path / "latest.md").read_text()
     assert "## Targets" in markdown and results["machine"]["cpu"] in markdown
+
+
+def _cache_rows_check(results: dict) -> None:
+    rows = results["sections"]["cache"]["recipes"]
+    assert rows and all(r["cold_s"] > 0 and r["warm_s"] > 0 and r["identical_files"] for r in rows.values())
