@@ -190,3 +190,16 @@ evaluate:
   latency: {{warmup: 0, runs: 1}}
 """)
     return run_recipe(recipe, key=key)
+
+
+def cpuinfo() -> dict[str, str]:
+    """The first value of each /proc/cpuinfo key (empty where the file is unreadable)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line:
+                key, value = (part.strip() for part in line.split(":", 1))
+                info.setdefault(key, value)
+    except OSError:
+        pass
+    return info

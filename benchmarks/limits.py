@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import md_table, pct  # noqa: E402
+from common import cpuinfo, md_table, pct  # noqa: E402
 
 BIAS_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 CATEGORIES = ("int8 weights", "int32 biases", "other constants", "quantization parameters", "tensor shapes",
@@ -154,14 +154,7 @@ def cpu_peak() -> dict:
     256-bit; 1 for 512-bit VNNI and 2 for FMA on Intel. Clock: "cpu MHz" (in a VM this is the nominal
     / TSC rate; the core may boost well above it). Rough by a factor of ~2: the boost clock, the
     issue rate and XNNPACK's use of VNNI are all assumed, not measured."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if ":" in line:
-                key, value = (part.strip() for part in line.split(":", 1))
-                info.setdefault(key, value)
-    except OSError:
-        pass
+    info = cpuinfo()
     flags = set(info.get("flags", "").split())
     mhz = float(info.get("cpu MHz", "0") or 0)
     vendor, family = info.get("vendor_id", "?"), int(info.get("cpu family", "0") or 0)

@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ROOT  # noqa: E402
+from common import ROOT, cpuinfo  # noqa: E402
 
 #: section name -> module (in the order they run: the subprocess-timed sections first)
 SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
@@ -43,14 +43,7 @@ SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", 
 
 def machine() -> dict:
     """CPU, clock, cores, vector extensions and load, for the header of the results."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if ":" in line:
-                key, value = (part.strip() for part in line.split(":", 1))
-                info.setdefault(key, value)
-    except OSError:
-        pass
+    info = cpuinfo()
     flags = set(info.get("flags", "").split())
     try:
         load = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]

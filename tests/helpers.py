@@ -63,3 +63,23 @@ def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification
         y = x.reshape(n, -1).mean(axis=1).astype(np.float32)
     a, b = int(round((0.8 - validation) * n)), int(round(0.8 * n))
     return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)
+
+
+#: a "previous good run" that a failed or interrupted run must leave byte-identical
+PREVIOUS_RUN = {
+    "model.tflite": bytes(range(256)) * 4,
+    "report.json": b'{"passed": true, "exit_code": 0}\n',
+    "report.md": b"# previous run\n",
+    "extra/labels.txt": b"0\n1\n2\n",
+}
+
+
+def make_previous_run(run: Path) -> None:
+    for rel, content in PREVIOUS_RUN.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(content)
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under root (relative) with its bytes; None for directories."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_edgekit
+from tests.helpers import ROOT, make_previous_run, run_edgekit, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +31,6 @@ DIGITS = "{source: digits, scale: 0.0625, calibration_samples: 64, test_samples:
 NPZ = "{source: npz, path: data.npz, scale: 0.0625, calibration_samples: 16}"
 INT8 = "{quantize: {method: ptq, precision: int8, io: int8}}"
 
-PREVIOUS_RUN = {
-    "model.tflite": bytes(range(256)) * 3,
-    "report.json": b'{"passed": true, "exit_code": 0}\n',
-    "labels.txt": b"0\n1\n2\n",
-    "bundle/model_card.json": b'{"models": {}}',
-}
 
 
 @pytest.fixture(autouse=True)
@@ -350,15 +344,8 @@ def _param(case: Case, command: str):
 # Running and checking.
 
 
-def make_previous_run(run: Path) -> None:
-    for rel, content in PREVIOUS_RUN.items():
-        (run / rel).parent.mkdir(parents=True, exist_ok=True)
-        (run / rel).write_bytes(content)
 
 
-def snapshot(root: Path) -> dict[str, Optional[bytes]]:
-    """Every path under root (relative) with its bytes; None for directories."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
 
 
 def leftovers(parent: Path) -> list[str]:

@@ -14,11 +14,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
-from tests.helpers import ROOT, run_edgekit
+from tests.helpers import ROOT, make_previous_run, run_edgekit, snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -34,23 +33,10 @@ def half_written_cache_entries(cache: Path) -> list[str]:
     return sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) if cache.exists() else []
 
 
-PREVIOUS_RUN = {
-    "model.tflite": bytes(range(256)) * 4,
-    "report.json": b'{"passed": true, "exit_code": 0}\n',
-    "report.md": b"# previous run\n",
-    "extra/labels.txt": b"0\n1\n2\n",
-}
 
 
-def make_previous_run(run: Path) -> None:
-    for rel, content in PREVIOUS_RUN.items():
-        (run / rel).parent.mkdir(parents=True, exist_ok=True)
-        (run / rel).write_bytes(content)
 
 
-def snapshot(root: Path) -> dict[str, Optional[bytes]]:
-    """Every path under root (relative) with its bytes; None for directories."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
 
 
 def leftovers(parent: Path) -> list[str]:
