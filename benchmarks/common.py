@@ -63,10 +63,10 @@ def median(values) -> float:
 
 
 def run_recipe(recipe_path: Path, overrides: tuple[str, ...] = (), key: str | None = None):
-    """Run a recipe through `edgekit.pipeline.run` in this process, once per (path, overrides).
+    """Run a recipe through `edgekit.run.pipeline.run` in this process, once per (path, overrides).
 
     Returns (report dict, run directory, wall seconds)."""
-    from edgekit.pipeline import run
+    from edgekit.run.pipeline import run
     from edgekit.recipe import load_recipe
 
     cache_key = key or f"{recipe_path}|{'|'.join(overrides)}"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edgekit.environment import describe_environment  # noqa: E402
-from edgekit.pipeline import run as run_pipeline  # noqa: E402
+from edgekit.run.pipeline import run as run_pipeline  # noqa: E402
 from edgekit.recipe import load_recipe  # noqa: E402
 
 RECIPES = ("quickstart", "digits_full", "digits_cluster", "digits_channels", "digits_torch")

@@ -1,7 +1,7 @@
 """Against the limit: how close the int8 files come to 1 byte per parameter, and to the CPU's int8 peak.
 
 Size: every byte of an int8 .tflite is attributed by reading its flatbuffer with
-`ai_edge_litert.schema_py_generated` (through `edgekit.tflite_schema.load_model`): int8 weights
+`ai_edge_litert.schema_py_generated` (through `edgekit.formats.tflite.schema.load_model`): int8 weights
 (input 1 of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED...), int32 biases (their input 2), other
 constant tensors (reshape shapes...), quantization parameter arrays (scales as float32, zero points
 as int64, min/max), tensor shape vectors, tensor names, metadata buffers, and the rest (flatbuffer
@@ -60,7 +60,7 @@ def _buffer_size(model, buf: bytes, index: int) -> int:
 
 def size_breakdown(path: Path) -> dict:
     """Bytes of a .tflite attributed to weights, biases, quantization parameters, graph... (see module doc)."""
-    from edgekit.tflite_schema import load_model
+    from edgekit.formats.tflite.schema import load_model
 
     schema, model, buf = load_model(Path(path))
     type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -120,7 +120,7 @@ def size_breakdown(path: Path) -> dict:
 
 def count_macs(path: Path) -> dict:
     """Multiply-accumulates of one inference (batch as stored), from the op and tensor shapes."""
-    from edgekit.tflite_schema import load_model
+    from edgekit.formats.tflite.schema import load_model
 
     schema, model, _ = load_model(Path(path))
     subgraph = model.Subgraphs(0)

@@ -71,7 +71,7 @@ def _report_cost(report_json: Path) -> float:
 
 
 def _summarise(runs: list[dict]) -> dict:
-    from edgekit.modelfile import file_size, weight_sparsity
+    from edgekit.formats.files import file_size, weight_sparsity
 
     last = runs[-1]
     size = file_size(last["path"])

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import InputError
+from edgekit.errors import InputError
 
 
 # ---- memory ----------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def _pick_array(npz, path: Path, input_name: str) -> str:
 
 def _convert(x: np.ndarray, info, path: Path, key: str) -> np.ndarray:
     """`x` in the input tensor's dtype: as is, quantized (float data, int8 model), or a lossless cast."""
-    from .runtimes.base import quantize
+    from edgekit.runtimes.base import quantize
 
     target = np.dtype(info.dtype)
     if x.dtype == target:
@@ -158,7 +158,7 @@ def _check_settings(threads: int, warmup: int, runs: int, batch: int) -> None:
 
 
 def _open(path: str | Path, runtime: Optional[str], threads: int):
-    from .runtimes import FORMAT_RUNTIME, get_runtime, runtime_for_path
+    from edgekit.runtimes import FORMAT_RUNTIME, get_runtime, runtime_for_path
 
     rt = get_runtime(runtime) if runtime else runtime_for_path(path)
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -180,7 +180,7 @@ def bench(path: str | Path, runtime: Optional[str] = None, threads: int = 1, war
     `reported.batch` can differ from the request when the file's batch dimension is fixed.
     InputError (exit 2) for a missing / unreadable model or an input file that does not fit it.
     """
-    from .modelfile import file_size
+    from edgekit.formats.files import file_size
 
     _check_settings(threads, warmup, runs, batch)
     requested = {"threads": int(threads), "warmup": int(warmup), "runs": int(runs), "batch": int(batch)}

@@ -83,7 +83,7 @@ def measure_file(path, runtime_name: str, x: np.ndarray, y: np.ndarray, task: st
     `latency_cfg` takes keys warmup (10), runs (100), batch (1); None skips timing.
     """
     from edgekit.errors import RecipeError
-    from edgekit.modelfile import file_size, param_count
+    from edgekit.formats.files import file_size, param_count
     from edgekit.runtimes import get_runtime
 
     if task not in METRICS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Backend
+from edgekit.backends.base import Backend
 
 # framework name -> module that defines `BACKEND`; imported only when that framework is used.
 _BACKEND_MODULES = {

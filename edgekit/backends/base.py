@@ -44,7 +44,7 @@ class Backend(Protocol):
 
 def check_labels_fit(dataset: Any, outputs: Optional[int], task: str, where: str) -> None:
     """Raise InputError when a class id in the data has no output of the model."""
-    from ..errors import InputError
+    from edgekit.errors import InputError
 
     if task != "classification" or outputs is None:
         return

@@ -6,6 +6,6 @@
     ((8, 8, 1), 10)
 """
 
-from .dataset import Dataset, load_dataset
+from edgekit.data.dataset import Dataset, load_dataset
 
 __all__ = ["Dataset", "load_dataset"]

@@ -67,6 +67,6 @@ class Dataset:
 
 def load_dataset(config, task: str, seed: int, resolve: Callable[[str], "object"]) -> Dataset:
     """Load `config` (a `DataConfig`) through the source registry in `edgekit.data.sources`."""
-    from .sources import build_dataset
+    from edgekit.data.sources import build_dataset
 
     return build_dataset(config, task=task, seed=seed, resolve=resolve)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .splits import rng, split_indices
+from edgekit.errors import InputError
+from edgekit.data.splits import rng, split_indices
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # Grayscale modes (LA is gray with alpha, which is dropped); anything else is converted to RGB.

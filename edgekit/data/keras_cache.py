@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from edgekit.errors import InputError
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray

@@ -21,9 +21,9 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..errors import InputError
-from .dataset import Dataset
-from .splits import calibration_set, cap_test, hold_out_validation
+from edgekit.errors import InputError
+from edgekit.data.dataset import Dataset
+from edgekit.data.splits import calibration_set, cap_test, hold_out_validation
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -134,14 +134,14 @@ def _read_member(archive, name: str, key: str, where: str) -> np.ndarray:
 
 
 def _image_folder(config, resolve) -> RawData:
-    from .images import load_image_folder
+    from edgekit.data.images import load_image_folder
 
     root = resolve(config.path)
     return RawData(*load_image_folder(root, tuple(config.image_size)), where=f"data.path {root}")
 
 
 def _keras(config, resolve) -> RawData:
-    from .keras_cache import load_keras
+    from edgekit.data.keras_cache import load_keras
 
     return RawData(*load_keras(config.name), where=f"data.source keras, data.name {config.name}")
 

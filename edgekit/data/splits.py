@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError
+from edgekit.errors import InputError
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from edgekit.report_html import render_html
+from edgekit.report.html import render_html
 
 FIXTURE = Path(__file__).parent / "data" / "report.json"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -56,7 +56,7 @@ def test_inspect_reads_edgekit_files_as_their_runtimes_do(example_run):
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgekit.inspect import schema
+    from edgekit.formats.inspect import schema
     from tests.helpers import run_edgekit
     from tests.runtimes.jsonschema_subset import validate
 

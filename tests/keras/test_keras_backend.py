@@ -113,7 +113,7 @@ def test_int8_tflite_is_much_smaller_than_float(trained, tmp_path):
 def test_onnx_export_and_ort_int8_quantization(trained, tmp_path):
     import onnx
 
-    from edgekit.onnx_quantize import quantize_onnx
+    from edgekit.formats.onnx.quantize import quantize_onnx
 
     data, model = trained
     float_path = keras_backend.export(model, "onnx", tmp_path / "f.onnx")

@@ -9,7 +9,7 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
-from edgekit.pipeline import RunContext
+from edgekit.run.pipeline import RunContext
 from edgekit.recipe import ClusterConfig, DistillConfig, PruneConfig, QuantizeConfig, parse_recipe
 from edgekit.stages import STAGES
 from tests.helpers import band_dataset

@@ -1,4 +1,4 @@
-"""`edgekit inspect` (edgekit.inspect / cli_inspect) on real third-party models and on tiny models built here.
+"""`edgekit inspect` (edgekit.formats.inspect / cli_inspect) on real third-party models and on tiny models built here.
 
 What is read from the file is checked against an independent reader: LiteRT's Interpreter for
 .tflite I/O and per-tensor quantization, ONNX Runtime's session for .onnx I/O. The --json output is
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli_inspect import inspect_command
+from edgekit.cli.inspect import inspect_command
 from edgekit.errors import InputError
-from edgekit.inspect import inspect_model, schema
+from edgekit.formats.inspect import inspect_model, schema
 from tests.runtimes.jsonschema_subset import check_schema, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +99,8 @@ def test_tflite_io_matches_litert_interpreter(relative):
 def test_per_channel_quantization_of_every_tensor_matches_litert():
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgekit import tflite_schema
-    from edgekit.inspect_tflite import quantization
+    from edgekit.formats.tflite import schema as tflite_schema
+    from edgekit.formats.tflite.inspect import quantization
 
     path = shared_model("tiny_sww/str_ww_ref_model.tflite")
     _, model, _ = tflite_schema.load_model(path)
@@ -242,7 +242,7 @@ def _ort_optimized_ops(path: Path, tmp_path: Path) -> list[str]:
 
 
 def test_onnx_op_without_integer_kernel_is_flagged(onnx_models, monkeypatch, tmp_path):
-    from edgekit import inspect_onnx
+    from edgekit.formats.onnx import inspect as inspect_onnx
 
     optimized = _ort_optimized_ops(onnx_models["cumsum_int8"], tmp_path)
     checked = inspect_model(onnx_models["cumsum_int8"])["quantization"]
@@ -261,7 +261,7 @@ def test_onnx_op_without_integer_kernel_is_flagged(onnx_models, monkeypatch, tmp
 def test_onnx_excluded_node_follows_what_onnxruntime_runs(onnx_models, monkeypatch, tmp_path):
     # nodes_to_exclude leaves fc2's weights in float32: the graph rules flag it, while ONNX Runtime
     # (1.32 at least) quantizes such weights itself when fc2 sits between DQ and Q; inspect reports what ORT runs
-    from edgekit import inspect_onnx
+    from edgekit.formats.onnx import inspect as inspect_onnx
 
     optimized = _ort_optimized_ops(onnx_models["excluded"], tmp_path)
     checked = inspect_model(onnx_models["excluded"])["quantization"]
@@ -413,7 +413,7 @@ def test_analyzer_report_parsing():
 def test_without_tensorflow_the_gpu_check_says_why(monkeypatch):
     import importlib.util
 
-    from edgekit import inspect as inspect_module
+    from edgekit.formats import inspect as inspect_module
 
     path = shared_model("tflm/hello_world_float.tflite")
     real = importlib.util.find_spec
@@ -432,7 +432,7 @@ def test_without_tensorflow_the_gpu_check_says_why(monkeypatch):
 def test_corrupt_file_exits_2_naming_it(tmp_path, suffix, content):
     path = tmp_path / f"broken{suffix}"
     path.write_bytes(content)
-    code = "import sys; from edgekit.cli_inspect import inspect_command; inspect_command(sys.argv[1:])"
+    code = "import sys; from edgekit.cli.inspect import inspect_command; inspect_command(sys.argv[1:])"
 
     proc = subprocess.run([sys.executable, "-c", code, str(path), "--no-gpu-check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -464,7 +464,7 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 
 def test_inspect_without_gpu_check_imports_no_framework():
     path = shared_model("tflm/hello_world_int8.tflite")
-    code = ("import sys; from edgekit.inspect import inspect_model; inspect_model(sys.argv[1]); "
+    code = ("import sys; from edgekit.formats.inspect import inspect_model; inspect_model(sys.argv[1]); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tf_keras', 'torch', 'keras'}))")
 
     proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import InputError
-from edgekit.modelfile import file_size, model_files, param_count
+from edgekit.formats.files import file_size, model_files, param_count
 from edgekit.runtimes import get_runtime
 from edgekit.runtimes.base import TensorInfo, dequantize, quantize
 

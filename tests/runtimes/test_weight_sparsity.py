@@ -10,7 +10,7 @@ and the block form of TFLite's sparse format are decoded.
 Sparse-encoded files are also run on LiteRT and compared with their dense counterpart, with and
 without the XNNPACK delegate (see KNOWN_LITERT_PROBLEMS for what LiteRT 2.3 gets wrong).
 
-TensorFlow, tf2onnx and onnxruntime are used only to *make* the files; edgekit.modelfile reads them
+TensorFlow, tf2onnx and onnxruntime are used only to *make* the files; edgekit.formats.files reads them
 with the flatbuffer schema / onnx protobuf alone.
 """
 
@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from edgekit.errors import InputError  # noqa: E402
-from edgekit.modelfile import is_sparse_encoded, param_count, weight_sparsity  # noqa: E402
+from edgekit.formats.files import is_sparse_encoded, param_count, weight_sparsity  # noqa: E402
 
 FRACTION = 0.75
 CONV_KERNEL, DENSE_KERNEL = (3, 3, 1, 8), (512, 4)
@@ -200,7 +200,7 @@ def test_tf_sparse_encodes_and_sparse_files_report_like_dense_ones(files, patter
 
 def test_sparse_decoding_restores_every_weight(files):
     """The decoded positions put each stored value where the dense float file has it (not just counts)."""
-    from edgekit import tflite_schema
+    from edgekit.formats.tflite import schema as tflite_schema
 
     for pattern in PATTERNS:
         reference = stored_weights(tflite_schema, files[pattern, "float"])
@@ -335,7 +335,7 @@ def test_onnx_uint8_zero_points_and_sparse_initializers(tmp_path):
 
 
 def test_sub_byte_values_unpack_low_bits_first():
-    from edgekit.tflite_schema import _unpack
+    from edgekit.formats.tflite.schema import _unpack
 
     packed = bytes([0x8F, 0x01])  # int4 pairs (low, high): (-1, -8), (1, 0)
     assert _unpack(packed, np.int8, 4).tolist() == [-1, -8, 1, 0]

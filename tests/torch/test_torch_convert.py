@@ -159,10 +159,10 @@ def test_float_onnx_matches_torch_with_dynamic_batch(cnn, calib, tmp_path):
 def test_onnx_runtime_qdq_quantization_of_the_float_onnx(mlp, calib, toy_test, tmp_path):
     import onnx
 
-    from edgekit.onnx_quantize import quantize_onnx
+    from edgekit.formats.onnx.quantize import quantize_onnx
 
     source = convert.to_onnx(mlp, tmp_path / "float.onnx", None, calib)
-    # edgekit.onnx_quantize feeds the calibration array as it is: a torch .onnx takes NCHW
+    # edgekit.formats.onnx.quantize feeds the calibration array as it is: a torch .onnx takes NCHW
     target = quantize_onnx(source, tmp_path / "int8.onnx", QuantizeConfig(), nchw(calib))
     ops = {node.op_type for node in onnx.load(str(target)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from edgekit.artifact import Artifact  # noqa: E402
 from edgekit.data import Dataset  # noqa: E402
-from edgekit.pipeline import RunContext  # noqa: E402
+from edgekit.run.pipeline import RunContext  # noqa: E402
 from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig, parse_recipe  # noqa: E402
 from edgekit.stages import STAGES  # noqa: E402
 from edgekit.backends.torch import BACKEND, distill, prune, train  # noqa: E402

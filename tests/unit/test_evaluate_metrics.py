@@ -62,7 +62,7 @@ def test_metric_table_covers_the_recipe_tasks():
 
 def test_importing_evaluate_pulls_in_no_runtime():
     """In a fresh interpreter (other tests may import runtimes): no framework or runtime is loaded."""
-    code = ("import sys, edgekit.evaluate, edgekit.modelfile, edgekit.runtimes; "
+    code = ("import sys, edgekit.evaluate, edgekit.formats.files, edgekit.runtimes; "
             "heavy = {'tensorflow', 'torch', 'onnxruntime', 'ai_edge_litert', 'onnx'}; "
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -38,7 +38,7 @@ def heavy_modules(stdout: str) -> list[str]:
 
 
 def test_importing_the_light_modules_loads_no_framework():
-    code = "import edgekit, edgekit.cli, edgekit.recipe, edgekit.support, edgekit.gates, edgekit.report\n" + REPORT_HEAVY
+    code = "import edgekit, edgekit.cli, edgekit.recipe, edgekit.recipe.support, edgekit.gates, edgekit.report\n" + REPORT_HEAVY
 
     result = run_python(code)
 
@@ -147,7 +147,7 @@ def test_static_check_finds_a_module_level_import():
 
 def test_no_light_module_imports_a_framework_at_module_level():
     modules = light_modules()
-    assert PACKAGE / "cli.py" in modules and PACKAGE / "recipe.py" in modules
+    assert PACKAGE / "cli" / "app.py" in modules and PACKAGE / "recipe" / "models.py" in modules
     assert not any("backends" in p.parts or "runtimes" in p.parts for p in modules)
 
     offenders = [

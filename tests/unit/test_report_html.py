@@ -1,4 +1,4 @@
-"""edgekit.report_html: report.json -> one self-contained report.html, a pure function of a hand-made dict.
+"""edgekit.report.html: report.json -> one self-contained report.html, a pure function of a hand-made dict.
 
 No framework or runtime is imported here: the page is drawn from numbers already in the report.
 """
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from edgekit.report import SCHEMA, load_report, write_report
-from edgekit.report_html import render_html
+from edgekit.report.html import render_html
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT_NAMES = ["teacher", "baseline.tflite", "baseline.onnx", "model.tflite", "model.onnx"]
@@ -188,7 +188,7 @@ def test_write_report_writes_report_html_beside_json_and_markdown(tmp_path):
 
 
 def test_importing_the_report_modules_does_not_import_matplotlib():
-    code = "import sys, edgekit.report, edgekit.report_html; print('matplotlib' in sys.modules)"
+    code = "import sys, edgekit.report, edgekit.report.html; print('matplotlib' in sys.modules)"
 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
 

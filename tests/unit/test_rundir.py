@@ -1,4 +1,4 @@
-"""edgekit.rundir: a run directory is replaced only by a finished run; failures leave the old one intact."""
+"""edgekit.run.rundir: a run directory is replaced only by a finished run; failures leave the old one intact."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import InputError
-from edgekit.rundir import staged_directory
+from edgekit.run.rundir import staged_directory
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -158,7 +158,7 @@ def test_the_run_directory_gets_the_usual_directory_permissions(tmp_path):
     lambda tmp: tmp / "project" / "models",  # is the teacher's folder
 ])
 def test_output_that_would_replace_inputs_is_refused(tmp_path, make_target):
-    from edgekit.rundir import check_output_is_safe
+    from edgekit.run.rundir import check_output_is_safe
 
     recipe = tmp_path / "project" / "recipe.yaml"
     teacher = tmp_path / "project" / "models" / "teacher.keras"
@@ -171,7 +171,7 @@ def test_output_that_would_replace_inputs_is_refused(tmp_path, make_target):
 
 
 def test_a_dedicated_output_directory_is_fine(tmp_path):
-    from edgekit.rundir import check_output_is_safe
+    from edgekit.run.rundir import check_output_is_safe
 
     recipe = tmp_path / "project" / "recipe.yaml"
     check_output_is_safe(tmp_path / "project" / "runs" / "quickstart", [recipe])

@@ -1,4 +1,4 @@
-"""edgekit.support: what this version implements, checked before anything is loaded or trained."""
+"""edgekit.recipe.support: what this version implements, checked before anything is loaded or trained."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edgekit import support
+from edgekit.recipe import support
 
 from edgekit.errors import RecipeError
 from edgekit.recipe import load_recipe
-from edgekit.support import check_support, teacher_framework
+from edgekit.recipe.support import check_support, teacher_framework
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...errors import InputError
-from ..base import TrainModuleBackend, check_labels_fit
-from . import channels, cluster, convert, distill, loading, prune, qat, train, zoo
+from edgekit.errors import InputError
+from edgekit.backends.base import TrainModuleBackend, check_labels_fit
+from edgekit.backends.keras import channels, cluster, convert, distill, loading, prune, qat, train, zoo
 
 
 def _shape(shape) -> list:
@@ -82,7 +82,7 @@ class KerasBackend(TrainModuleBackend):
             model.save(str(directory / "model.h5"))
 
     def load_cached(self, directory: Path, info: dict):
-        from .compat import keras, tfmot
+        from edgekit.backends.keras.compat import keras, tfmot
 
         path = str(directory / "model.h5")
         if info.get("quantization_aware"):

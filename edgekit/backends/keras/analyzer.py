@@ -11,7 +11,7 @@ nothing. `compatible` is True only when that sentence is present and no warning 
 
 Caveat found while building this: the TensorFlow 2.21 pip wheel prints "looks compatible" for every
 model, even one containing a Flex (SELECT_TF_OPS) op that no GPU delegate runs: its native library
-contains none of the checker's warning strings, so the check is not compiled in. `edgekit.inspect`
+contains none of the checker's warning strings, so the check is not compiled in. `edgekit.formats.inspect`
 therefore adds a note when the analyzer says "compatible" about a model with custom ops.
 """
 
@@ -21,7 +21,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from .compat import tf
+from edgekit.backends.keras.compat import tf
 
 WARNING_MARK = "GPU COMPATIBILITY WARNING"
 COMPATIBLE_MARK = "looks compatible with GPU delegate"

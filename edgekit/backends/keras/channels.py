@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import InputError
-from .compat import keras
+from edgekit.errors import InputError
+from edgekit.backends.keras.compat import keras
 
 L = keras.layers
 _HINT = "channel pruning cannot remove channels here. Use structure: unstructured or 2:4"

@@ -7,9 +7,9 @@ makes the exported file compress well (few distinct values per tensor).
 
 from __future__ import annotations
 
-from ...artifact import Artifact
-from . import train
-from .compat import tfmot
+from edgekit.artifact import Artifact
+from edgekit.backends.keras import train
+from edgekit.backends.keras.compat import tfmot
 
 
 def cluster(artifact: Artifact, config, ctx) -> Artifact:

@@ -7,7 +7,7 @@ wrapped so TensorFlow's native CUDA/oneDNN/absl banner never reaches the user's 
 
 from __future__ import annotations
 
-from ...quiet import native_stderr_silenced, quiet_environment, quiet_python_loggers
+from edgekit.quiet import native_stderr_silenced, quiet_environment, quiet_python_loggers
 
 quiet_environment()
 

@@ -1,6 +1,6 @@
 """Keras -> .tflite (TFLite converter, with the recipe's quantization) and -> .onnx (tf2onnx, float).
 
-The .onnx is always written in float here; `edgekit.onnx_quantize` applies the same quantization
+The .onnx is always written in float here; `edgekit.formats.onnx.quantize` applies the same quantization
 plan to it with ONNX Runtime, so both shipped files carry int8 weights and activations.
 """
 
@@ -12,9 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...errors import StageError
-from ...quiet import native_stderr_silenced
-from .compat import tf
+from edgekit.errors import StageError
+from edgekit.quiet import native_stderr_silenced
+from edgekit.backends.keras.compat import tf
 
 ONNX_OPSET = 17
 INPUT_NAME = "input"
@@ -73,7 +73,7 @@ def is_quantization_aware(model) -> bool:
 def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None, sparse: bool = False) -> Path:
     """tf2onnx conversion with a dynamic batch dimension and the input named `input`.
 
-    A float model gives a float file, which edgekit.onnx_quantize then quantizes with ONNX Runtime.
+    A float model gives a float file, which edgekit.formats.onnx.quantize then quantizes with ONNX Runtime.
     A quantization-aware model is first converted to a full-integer .tflite with float32 inputs and
     outputs, which tf2onnx turns into QDQ ONNX with int8 weights: the .onnx then carries exactly the
     trained quantization of the .tflite (tf2onnx on the Keras graph would fold the fake-quantized

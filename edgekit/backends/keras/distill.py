@@ -7,10 +7,10 @@ probabilities; their logs serve as logits (softmax is invariant to the constant 
 
 from __future__ import annotations
 
-from ...artifact import Artifact
-from ...errors import InputError
-from . import loading, train, zoo
-from .compat import keras, tf
+from edgekit.artifact import Artifact
+from edgekit.errors import InputError
+from edgekit.backends.keras import loading, train, zoo
+from edgekit.backends.keras.compat import keras, tf
 
 
 class Distiller(keras.Model):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from ...errors import InputError
-from ...quiet import native_stderr_silenced
-from .compat import keras
+from edgekit.errors import InputError
+from edgekit.quiet import native_stderr_silenced
+from edgekit.backends.keras.compat import keras
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 

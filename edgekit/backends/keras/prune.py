@@ -11,9 +11,9 @@ TF-MOT wrappers share layers with the model they wrap, so the input model is clo
 
 from __future__ import annotations
 
-from ...artifact import Artifact
-from . import channels, train
-from .compat import keras, tfmot
+from edgekit.artifact import Artifact
+from edgekit.backends.keras import channels, train
+from edgekit.backends.keras.compat import keras, tfmot
 
 PRUNABLE = ("Conv2D", "DepthwiseConv2D", "Dense")
 

@@ -8,9 +8,9 @@ and tf2onnx into QDQ nodes, so both files carry the trained quantization.
 
 from __future__ import annotations
 
-from ...artifact import Artifact
-from . import train
-from .compat import tfmot
+from edgekit.artifact import Artifact
+from edgekit.backends.keras import train
+from edgekit.backends.keras.compat import tfmot
 
 
 def _scheme(info: dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compat import keras, tf
+from edgekit.backends.keras.compat import keras, tf
 
 
 class ProgressCallback(keras.callbacks.Callback):

@@ -6,8 +6,8 @@ microcontroller. Strides adapt to small inputs so an 8x8 digit is not pooled awa
 
 from __future__ import annotations
 
-from ...zoo import channels
-from .compat import keras
+from edgekit.zoo import channels
+from edgekit.backends.keras.compat import keras
 
 L = keras.layers
 

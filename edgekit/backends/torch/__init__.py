@@ -12,11 +12,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...errors import InputError
-from ..base import TrainModuleBackend, check_labels_fit
-from . import convert, distill, loading, prune, qat, train, zoo
-from .compat import torch
-from .layout import model_shape, to_nchw
+from edgekit.errors import InputError
+from edgekit.backends.base import TrainModuleBackend, check_labels_fit
+from edgekit.backends.torch import convert, distill, loading, prune, qat, train, zoo
+from edgekit.backends.torch.compat import torch
+from edgekit.backends.torch.layout import model_shape, to_nchw
 
 
 class TorchBackend(TrainModuleBackend):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...quiet import native_stderr_silenced, quiet_python_loggers
+from edgekit.quiet import native_stderr_silenced, quiet_python_loggers
 
 with native_stderr_silenced():
     import torch  # noqa: E402

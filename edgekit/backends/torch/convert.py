@@ -1,6 +1,6 @@
 """PyTorch -> .tflite (LiteRT-Torch, with the recipe's quantization) and -> .onnx (torch.onnx dynamo, float).
 
-The .onnx is always written in float: `edgekit.onnx_quantize` applies the quantization plan to it with
+The .onnx is always written in float: `edgekit.formats.onnx.quantize` applies the quantization plan to it with
 ONNX Runtime afterwards. The file takes NCHW input named `input` with a dynamic batch dimension.
 
 The .tflite gets the plan here (`plan` is a recipe QuantizeConfig, or None for float32):
@@ -39,11 +39,11 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ...errors import StageError
-from ...quiet import debugging, native_stderr_silenced, quiet_python_loggers
-from .compat import nn, torch
-from .layout import to_nchw
-from .train import set_mode, static_batch
+from edgekit.errors import StageError
+from edgekit.quiet import debugging, native_stderr_silenced, quiet_python_loggers
+from edgekit.backends.torch.compat import nn, torch
+from edgekit.backends.torch.layout import to_nchw
+from edgekit.backends.torch.train import set_mode, static_batch
 
 ONNX_OPSET = 18  # the dynamo exporter's own opset (>= 17, which ONNX Runtime's quantizer needs)
 INPUT_NAME = "input"
@@ -349,7 +349,7 @@ def to_onnx(model: nn.Module, path: Path, plan=None, calibration: Optional[np.nd
             channels_last: bool = False) -> Path:
     """torch.onnx (dynamo) export in float, NCHW input `input` with a dynamic batch, output `output`.
 
-    `plan` is applied afterwards by ONNX Runtime (edgekit.onnx_quantize); `channels_last` concerns the
+    `plan` is applied afterwards by ONNX Runtime (edgekit.formats.onnx.quantize); `channels_last` concerns the
     .tflite only. A model fixed to one batch size (a torch.export teacher without a dynamic batch), or
     one whose graph specialises the batch, is exported with that fixed batch instead. TorchScript
     goes through torch.onnx's TorchScript exporter (dynamic batch), else through its torch.export twin."""

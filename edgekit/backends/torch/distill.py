@@ -19,10 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from ...artifact import Artifact
-from ...errors import InputError
-from . import loading, train, zoo
-from .compat import nn, torch
+from edgekit.artifact import Artifact
+from edgekit.errors import InputError
+from edgekit.backends.torch import loading, train, zoo
+from edgekit.backends.torch.compat import nn, torch
 
 F = nn.functional
 

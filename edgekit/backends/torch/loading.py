@@ -26,10 +26,10 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from ...errors import InputError
-from ...quiet import native_stderr_silenced, quiet_python_loggers
-from .compat import nn, torch
-from .train import set_mode
+from edgekit.errors import InputError
+from edgekit.quiet import native_stderr_silenced, quiet_python_loggers
+from edgekit.backends.torch.compat import nn, torch
+from edgekit.backends.torch.train import set_mode
 
 SUFFIXES = (".pt2", ".pt", ".pth", ".ts")
 

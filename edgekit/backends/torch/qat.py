@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifact import Artifact
-from ...errors import InputError
-from . import train
-from .compat import nn, torch
-from .layout import to_nchw
+from edgekit.artifact import Artifact
+from edgekit.errors import InputError
+from edgekit.backends.torch import train
+from edgekit.backends.torch.compat import nn, torch
+from edgekit.backends.torch.layout import to_nchw
 
 SCHEME = "PT2E QAT (symmetric int8, per-channel weights)"
 

@@ -20,8 +20,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .compat import nn, torch
-from .layout import to_nchw
+from edgekit.backends.torch.compat import nn, torch
+from edgekit.backends.torch.layout import to_nchw
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 

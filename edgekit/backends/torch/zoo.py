@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ...errors import InputError
-from ...zoo import ARCHITECTURES, channels
-from .compat import nn
+from edgekit.errors import InputError
+from edgekit.zoo import ARCHITECTURES, channels
+from edgekit.backends.torch.compat import nn
 
 BN_EPS = 1e-3  # Keras BatchNormalization's default epsilon
 

@@ -15,8 +15,8 @@ from typing import Any, Optional, Union, get_args, get_origin, Annotated
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import RecipeError
-from .recipe import Recipe, _dotted, _line_for
+from edgekit.errors import RecipeError
+from edgekit.recipe.models import Recipe, _dotted, _line_for
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import RecipeError
-from .recipe import Recipe
+from edgekit.errors import RecipeError
+from edgekit.recipe.models import Recipe
 
 FRAMEWORK_BY_SUFFIX = {
     ".keras": "keras", ".h5": "keras", ".hdf5": "keras",

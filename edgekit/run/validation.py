@@ -1,7 +1,7 @@
 """`edgekit validate`: everything that can be checked without training.
 
 The default checks are instant (no data read, no framework imported): the schema, the supported
-combinations (edgekit.support) and that every file the recipe names exists. `--deep` also reads
+combinations (edgekit.recipe.support) and that every file the recipe names exists. `--deep` also reads
 the data and loads (or builds, untrained) the teacher with its framework, then checks that the
 data's shapes and labels fit the model and runs each stage's preflight (e.g. channel pruning's
 topology check) — the same checks `compress` makes before it trains anything.
@@ -9,8 +9,8 @@ topology check) — the same checks `compress` makes before it trains anything.
 
 from __future__ import annotations
 
-from .errors import InputError
-from .recipe import Recipe
+from edgekit.errors import InputError
+from edgekit.recipe import Recipe
 
 
 def _named_files(recipe: Recipe) -> list[tuple[tuple, str]]:
@@ -33,9 +33,9 @@ def check_files(recipe: Recipe) -> None:
 
 def check_deep(recipe: Recipe, framework: str) -> dict:
     """Read the data and the teacher, check they fit, run the preflight; returns what was found."""
-    from .backends import get_backend
-    from .data import load_dataset
-    from .pipeline import RunContext
+    from edgekit.backends import get_backend
+    from edgekit.data import load_dataset
+    from edgekit.run.pipeline import RunContext
 
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
     backend = get_backend(framework)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import __version__
+from edgekit import __version__
 
 
 def write_labels(run_dir: Path, labels: list[str] | None, classes: int) -> Path:
@@ -21,7 +21,7 @@ def write_labels(run_dir: Path, labels: list[str] | None, classes: int) -> Path:
 
 def _file_facts(path: Path) -> dict:
     """Op list, serving signature and quantization kind, read from the exported file itself."""
-    from .inspect import inspect_model
+    from edgekit.formats.inspect import inspect_model
 
     facts = inspect_model(path, top=0)
     signature = next(iter(facts.get("signatures") or []), None)

@@ -40,7 +40,7 @@ import math
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.modelfile import _graphs, _load_onnx
+from edgekit.formats.files import _graphs, _load_onnx
 
 _FLOAT = {"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"}
 _QUANT_WEIGHT = {"INT8", "UINT8", "INT4", "UINT4", "INT16", "UINT16"}
@@ -367,7 +367,7 @@ def _tensors_by_size(model: _Model, top: int) -> list[dict]:
 
 
 def read_onnx(path: Path, top: int = 10) -> dict:
-    """The format-specific part of `inspect_model` for an .onnx file (see `edgekit.inspect`)."""
+    """The format-specific part of `inspect_model` for an .onnx file (see `edgekit.formats.inspect`)."""
     model = _Model(path)
     try:
         ops: dict[str, int] = {}

@@ -1,8 +1,8 @@
 """`edgekit inspect MODEL [--json] [--top N] [--no-gpu-check] [--debug]`: the click command and its rendering.
 
 Registered by the CLI group with `main.add_command(inspect_command)`. This module imports nothing
-heavy at import time and takes `user_errors` / the consoles from `edgekit.cli` inside the command,
-so `edgekit.cli` may import it at its top without a cycle.
+heavy at import time and takes `user_errors` / the consoles from `edgekit.cli.app` inside the command,
+so `edgekit.cli.app` may import it at its top without a cycle.
 
     $ edgekit inspect runs/digits/model.tflite
     $ edgekit inspect model.onnx --json --top 20 > inspect.json   # follows edgekit/schemas/inspect.schema.json
@@ -125,11 +125,11 @@ def inspect_command(model_path: str, as_json: bool, top: int, no_gpu_check: bool
 
     Exit codes: 0 done; 2 the file is missing or not a valid model.
     """
-    from .cli import _debug_mode, stdout, user_errors
+    from edgekit.cli.app import _debug_mode, stdout, user_errors
 
     _debug_mode(debug)
     with user_errors(debug):
-        from .inspect import inspect_model
+        from edgekit.formats.inspect import inspect_model
 
         info = inspect_model(model_path, top=top, gpu_check=not no_gpu_check)
     if as_json:

@@ -27,7 +27,7 @@ MODEL_SUFFIXES = (".tflite", ".onnx")
 def _print_bench(console, result: dict) -> None:
     from rich.table import Table
 
-    from .sizes import format_size
+    from edgekit.sizes import format_size
 
     req, rep, lat, mem = result["requested"], result["reported"], result["latency_ms"], result["memory"]
     table = Table(title=f"{result['model']} on {result['runtime']} {result['runtime_version']}", title_justify="left")
@@ -65,10 +65,10 @@ def bench_command(model: str, runtime: Optional[str], threads: int, warmup: int,
     The timing is the same code `compress` uses for report.json. Exit codes: 0 measured; 2 bad input
     (missing or corrupt model, an --input that does not fit the model); 3 the runtime failed.
     """
-    from .cli import stdout, user_errors
+    from edgekit.cli.app import stdout, user_errors
 
     with user_errors(debug):
-        from .bench import bench
+        from edgekit.bench import bench
 
         result = bench(model, runtime=runtime, threads=threads, warmup=warmup, runs=runs, batch=batch,
                        input_path=input_path)
@@ -97,7 +97,7 @@ def parse_growth(value: str) -> float:
 
 def load_report_file(path: Path, what: str = "report") -> dict:
     """report.json (or RUN_DIR/report.json) as a dict; InputError when missing or not an edgekit report."""
-    from .errors import InputError
+    from edgekit.errors import InputError
 
     file = path / "report.json" if path.is_dir() else path
     if not file.is_file():
@@ -117,8 +117,8 @@ def load_report_file(path: Path, what: str = "report") -> dict:
 
 def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
     """A one-artifact report of a bare model file: its size, and its latency when a latency gate asks."""
-    from .errors import InputError
-    from .modelfile import file_size
+    from edgekit.errors import InputError
+    from edgekit.formats.files import file_size
 
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
@@ -126,7 +126,7 @@ def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
     artifact = {"name": path.name, "role": "final", "format": fmt, "bytes": file_size(path)["bytes"],
                 "runtime": {"tflite": "litert", "onnx": "onnxruntime"}[fmt]}
     if max_latency_ms is not None:
-        from .bench import bench
+        from edgekit.bench import bench
 
         artifact["latency_ms"] = bench(path)["latency_ms"]
     return {"artifacts": [artifact]}
@@ -135,9 +135,9 @@ def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
 def collect_results(target: str, max_size, min_accuracy, max_latency_ms, max_accuracy_drop, baseline_path,
                     max_growth) -> list[dict]:
     """Read TARGET (model file, report.json or run directory) and the baseline; return every gate result."""
-    from .errors import InputError
-    from .gates import artifact_latency_gate, evaluate_gates, regression_gates
-    from .sizes import parse_size
+    from edgekit.errors import InputError
+    from edgekit.gates import artifact_latency_gate, evaluate_gates, regression_gates
+    from edgekit.sizes import parse_size
 
     path = Path(target)
     is_model = path.suffix.lower() in MODEL_SUFFIXES
@@ -239,15 +239,15 @@ def gate_command(target: str, max_size: Optional[str], min_accuracy: Optional[fl
     Exit codes: 0 every gate passed; 1 a gate failed; 2 bad input (missing file, invalid JSON, no
     gate given, unknown unit, accuracy gates on a bare model file); 3 the runtime failed.
     """
-    from .cli import stdout, user_errors
-    from .gates import verdict
+    from edgekit.cli.app import stdout, user_errors
+    from edgekit.gates import verdict
 
     with user_errors(debug):
         results = collect_results(target, max_size, min_accuracy, max_latency_ms, max_accuracy_drop,
                                   baseline_path, max_growth)
         code = verdict(results)
         if junit_path:
-            from .errors import InputError
+            from edgekit.errors import InputError
 
             try:
                 Path(junit_path).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
     #  "tensors_by_size": [...], "signatures": [...]}
 
 Why the flatbuffer schema shipped with ai-edge-litert (`ai_edge_litert.schema_py_generated`, read
-through `edgekit.tflite_schema`) and not the separate `tflite` PyPI package: ai-edge-litert is already
+through `edgekit.formats.tflite.schema`) and not the separate `tflite` PyPI package: ai-edge-litert is already
 a dependency and is the runtime edgekit measures with, so its schema is exactly the one that runtime
 was built from: new tensor types (INT4, INT2), new builtin ops and fields such as buffer offsets of
 >2 GB models are understood as soon as the runtime understands them. The `tflite` package is a
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit import tflite_schema
+from edgekit.formats.tflite import schema as tflite_schema
 from edgekit.errors import InputError
 
 _FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
@@ -187,7 +187,7 @@ def _signatures(graph: _Graph) -> list[dict]:
 
 
 def read_tflite(path: Path, top: int = 10) -> dict:
-    """The format-specific part of `inspect_model` for a .tflite file (see `edgekit.inspect`)."""
+    """The format-specific part of `inspect_model` for a .tflite file (see `edgekit.formats.inspect`)."""
     try:
         graph = _Graph(path)
         if graph.model.SubgraphsLength() == 0:

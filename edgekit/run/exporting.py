@@ -2,7 +2,7 @@
 
 Writers are a table keyed by format. The .tflite gets the quantization plan from its converter; the
 .onnx is exported in float by the backend and then quantized by ONNX Runtime with the same
-calibration samples (edgekit.onnx_quantize), so both shipped files are quantized alike.
+calibration samples (edgekit.formats.onnx.quantize), so both shipped files are quantized alike.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .artifact import Artifact
-from .layouts import to_layout
-from .onnx_quantize import quantize_onnx
+from edgekit.artifact import Artifact
+from edgekit.layouts import to_layout
+from edgekit.formats.onnx.quantize import quantize_onnx
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ def sparse_problem(sparse: Path, dense: Path, samples, threads: int) -> Optional
     """Why LiteRT (with XNNPACK) cannot ship the sparse file, or None when it runs it and gives the
     dense file's outputs. Both checks matter: some sparse encodings fail to prepare, others run and
     silently compute something else (seen with LiteRT 2.3 on block-sparse dynamic-range and float16)."""
-    from .errors import EdgekitError
-    from .runtimes import get_runtime
+    from edgekit.errors import EdgekitError
+    from edgekit.runtimes import get_runtime
 
     runtime = get_runtime("litert")
     try:

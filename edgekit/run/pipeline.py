@@ -21,25 +21,25 @@ from typing import Any, Iterator
 import numpy as np
 from rich.markup import escape
 
-from . import __version__
-from .artifact import Artifact
-from .backends import get_backend
-from .cache import DISABLED, StageCache
-from .bundle import model_card, write_labels, write_model_card
-from .data import Dataset, load_dataset
-from .environment import describe_environment
-from .errors import EdgekitError, StageError
-from .exporting import export_all
-from .gates import evaluate_gates, verdict
-from .measuring import measure_exports, measure_teacher
-from .progress import SILENT, Progress
-from .recipe import Recipe, TrainConfig, resolved_yaml
-from .report import SCHEMA, write_report
-from .reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
-from .rundir import check_output_is_safe, staged_directory
-from .stages import STAGES
-from .support import check_support
-from .validation import check_files
+from edgekit import __version__
+from edgekit.artifact import Artifact
+from edgekit.backends import get_backend
+from edgekit.run.cache import DISABLED, StageCache
+from edgekit.run.bundle import model_card, write_labels, write_model_card
+from edgekit.data import Dataset, load_dataset
+from edgekit.environment import describe_environment
+from edgekit.errors import EdgekitError, StageError
+from edgekit.run.exporting import export_all
+from edgekit.gates import evaluate_gates, verdict
+from edgekit.run.measuring import measure_exports, measure_teacher
+from edgekit.progress import SILENT, Progress
+from edgekit.recipe import Recipe, TrainConfig, resolved_yaml
+from edgekit.report.markdown import SCHEMA, write_report
+from edgekit.run.reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
+from edgekit.run.rundir import check_output_is_safe, staged_directory
+from edgekit.stages.registry import STAGES
+from edgekit.recipe.support import check_support
+from edgekit.run.validation import check_files
 
 
 @dataclass
@@ -186,7 +186,7 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
 
 def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
     """Parameters and test-set quality of a stage's model in its framework (a simulation for QAT)."""
-    from .measuring import METRICS
+    from edgekit.run.measuring import METRICS
 
     outputs = ctx.backend.predict(artifact.model, ctx.dataset.x_test)
     quality = METRICS[ctx.recipe.task](outputs, ctx.dataset.y_test)

@@ -11,7 +11,7 @@ are part of its size. gzip size shows what pruning really saves: zeros compress,
 tensor does not shrink on disk. `weight_sparsity` shows whether pruning survived conversion.
 
 Parsing uses `onnx` (protobuf only, no runtime) and, for .tflite, the flatbuffer schema classes that
-ship with ai-edge-litert (see `edgekit.tflite_schema`); both are imported inside the functions.
+ship with ai-edge-litert (see `edgekit.formats.tflite.schema`); both are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit import tflite_schema
+from edgekit.formats.tflite import schema as tflite_schema
 from edgekit.errors import InputError
 
 # ONNX ops whose inputs 1 and 2 are quantization parameters, not weights.
@@ -250,7 +250,7 @@ def weight_sparsity(path: str | Path) -> dict:
      "elements": n, "zeros": z, "sparsity": z / n}
 
     Only weights are counted (biases, shapes and other constants are not): see
-    `edgekit.tflite_schema.weight_layers` and `_onnx_weight_layers` for which tensors and what counts
+    `edgekit.formats.tflite.schema.weight_layers` and `_onnx_weight_layers` for which tensors and what counts
     as zero (0.0, or the zero point of a quantized tensor). A sparse-encoded tensor reports its dense
     shape; the entries it does not store are zeros.
     """

@@ -4,9 +4,9 @@
 RUN_DIR` can re-render a run without measuring anything. The page must open anywhere a run
 directory is copied to (a CI artifact, an air-gapped laptop): CSS is inline, plots are inline SVG
 drawn by matplotlib's Agg/SVG backends, and nothing is fetched from the network. matplotlib is
-imported inside the plotting functions so that `import edgekit.report` stays cheap.
+imported inside the plotting functions so that `import edgekit.report.markdown` stays cheap.
 
->>> from edgekit.report import load_report
+>>> from edgekit.report.markdown import load_report
 >>> html = render_html(load_report("runs/quickstart"))      # doctest: +SKIP
 >>> Path("report.html").write_text(html, encoding="utf-8")  # doctest: +SKIP
 """
@@ -17,8 +17,8 @@ import io
 import re
 from html import escape
 
-from .report import _num, _pct
-from .sizes import format_size
+from edgekit.report.markdown import _num, _pct
+from edgekit.sizes import format_size
 
 # runtime -> colour; shared by every plot so a runtime keeps its colour across the page
 _RUNTIME_COLORS = {"litert": "#1f77b4", "onnxruntime": "#ff7f0e"}

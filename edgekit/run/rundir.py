@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InputError
+from edgekit.errors import InputError
 
 
 def check_output_is_safe(target: Path, protected: list[Path]) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StageError
-from .quiet import native_stderr_silenced
+from edgekit.errors import StageError
+from edgekit.quiet import native_stderr_silenced
 
 
 class _Calibration:

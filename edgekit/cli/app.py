@@ -20,8 +20,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .errors import EdgekitError
+from edgekit import __version__
+from edgekit.errors import EdgekitError
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
@@ -95,20 +95,20 @@ def compress(recipe_path: str, output: str | None, overrides: tuple[str, ...], q
     _debug_mode(debug)
     _terminate_as_interrupt()
     with user_errors(debug):
-        from .cache import StageCache
-        from .pipeline import run
-        from .progress import Progress
-        from .recipe import load_recipe
+        from edgekit.run.cache import StageCache
+        from edgekit.run.pipeline import run
+        from edgekit.progress import Progress
+        from edgekit.recipe import load_recipe
 
         recipe = load_recipe(recipe_path, overrides)
         cache = StageCache(cache_dir, enabled=not no_cache)
         result = run(recipe, output, Progress(quiet=quiet or as_json), cache=cache)
     if as_json:
-        from .summary import summary_dict
+        from edgekit.cli.summary import summary_dict
 
         click.echo(json.dumps(summary_dict(result.report, result.run_dir), indent=2))
     else:
-        from .summary import print_summary
+        from edgekit.cli.summary import print_summary
 
         print_summary(stdout, result.report, result.run_dir)
     sys.exit(result.exit_code)
@@ -125,9 +125,9 @@ def validate(recipe_path: str, overrides: tuple[str, ...], deep: bool, debug: bo
     (instant); with --deep also that the data fit the teacher."""
     _debug_mode(debug)
     with user_errors(debug):
-        from .recipe import load_recipe
-        from .support import check_support
-        from .validation import check_deep, check_files
+        from edgekit.recipe import load_recipe
+        from edgekit.recipe.support import check_support
+        from edgekit.run.validation import check_deep, check_files
 
         recipe = load_recipe(recipe_path, overrides)
         framework = check_support(recipe)
@@ -151,8 +151,8 @@ def init(framework: str, output: str, force: bool) -> None:
     """Write a commented starter recipe that runs as written (digits, a zoo teacher, int8)."""
     from pathlib import Path
 
-    from .errors import InputError
-    from .starter import starter_recipe
+    from edgekit.errors import InputError
+    from edgekit.recipe.starter import starter_recipe
 
     path = Path(output)
     with user_errors(False):
@@ -172,8 +172,8 @@ def report(run_dir: str, debug: bool) -> None:
     """Re-render RUN_DIR/report.md and report.html from RUN_DIR/report.json."""
     from pathlib import Path
 
-    from .errors import InputError
-    from .report import load_report, write_report
+    from edgekit.errors import InputError
+    from edgekit.report.markdown import load_report, write_report
 
     with user_errors(debug):
         try:
@@ -188,8 +188,8 @@ def report(run_dir: str, debug: bool) -> None:
 
 def _register_tool_commands() -> None:
     """Commands defined in their own modules (each imports its heavy dependencies when it runs)."""
-    from .cli_inspect import inspect_command
-    from .cli_tools import bench_command, gate_command
+    from edgekit.cli.inspect import inspect_command
+    from edgekit.cli.tools import bench_command, gate_command
 
     main.add_command(inspect_command)
     main.add_command(bench_command)
@@ -197,6 +197,3 @@ def _register_tool_commands() -> None:
 
 
 _register_tool_commands()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import __version__
+from edgekit import __version__
 
 
 def default_cache_dir() -> Path:

@@ -6,11 +6,11 @@ The teacher's outputs are the reference for agreement. Files whose runtime is no
 
 from __future__ import annotations
 
-from .evaluate import classification_metrics, measure_file, regression_metrics
-from .modelfile import file_size, is_sparse_encoded, param_count, weight_sparsity
-from .layouts import to_layout
-from .progress import to_absolute
-from .recipe import RUNTIME_OF_FORMAT
+from edgekit.evaluate import classification_metrics, measure_file, regression_metrics
+from edgekit.formats.files import file_size, is_sparse_encoded, param_count, weight_sparsity
+from edgekit.layouts import to_layout
+from edgekit.progress import to_absolute
+from edgekit.recipe import RUNTIME_OF_FORMAT
 
 METRICS = {"classification": classification_metrics, "regression": regression_metrics}
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .sizes import format_size
+from edgekit.sizes import format_size
 
 _ARTIFACT_KEYS = ("name", "role", "format", "runtime", "precision", "bytes", "gzip_bytes", "params",
                   "accuracy", "mae", "agreement", "latency_ms")

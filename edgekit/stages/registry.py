@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .artifact import Artifact
+from edgekit.artifact import Artifact
 
 
 def quantize_ptq(artifact: Artifact, config, context) -> Artifact:

@@ -1,6 +1,6 @@
 """`edgekit inspect`: everything a deployer asks about a .tflite or .onnx file, read from the file itself.
 
-    from edgekit.inspect import inspect_model
+    from edgekit.formats.inspect import inspect_model
     info = inspect_model("runs/digits/model.tflite", top=5)
     info["quantization"]   # {"kind": "int8 (full integer)", "float_ops": [], ...}
     info["inputs"][0]      # {"name": ..., "shape": [-1, 8, 8, 1], "dtype": "int8", "scale": 0.0039, "zero_point": -128, ...}
@@ -8,10 +8,10 @@
 The result is a plain JSON-able dict; its fields are documented field by field in
 `edgekit/schemas/inspect.schema.json` (JSON Schema 2020-12), which `edgekit inspect --json` follows.
 
-- size, files, params and weight sparsity come from `edgekit.modelfile`;
+- size, files, params and weight sparsity come from `edgekit.formats.files`;
 - inputs / outputs, op histogram, float ops, largest tensors and signatures from
-  `edgekit.inspect_tflite` (the flatbuffer schema shipped with ai-edge-litert; see that module for
-  why this schema rather than the `tflite` PyPI package) and `edgekit.inspect_onnx` (the protobuf);
+  `edgekit.formats.tflite.inspect` (the flatbuffer schema shipped with ai-edge-litert; see that module for
+  why this schema rather than the `tflite` PyPI package) and `edgekit.formats.onnx.inspect` (the protobuf);
 - the GPU-delegate verdict (.tflite, `gpu_check=True`) from TensorFlow Lite's own analyzer, through
   `edgekit.backends.keras.analyzer`, the only place allowed to import TensorFlow; it is skipped
   with a reason when TensorFlow is not installed. Importing TensorFlow takes seconds, which is why
@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from edgekit import modelfile
+from edgekit.formats import files as modelfile
 from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -37,10 +37,10 @@ _GPU_CUSTOM_OPS = {"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxU
 def _reader(path: Path):
     suffix = path.suffix.lower()
     if suffix == ".tflite":
-        from edgekit.inspect_tflite import read_tflite
+        from edgekit.formats.tflite.inspect import read_tflite
         return "tflite", read_tflite
     if suffix == ".onnx":
-        from edgekit.inspect_onnx import read_onnx
+        from edgekit.formats.onnx.inspect import read_onnx
         return "onnx", read_onnx
     raise InputError(f"{path}: cannot inspect a '{path.suffix}' file (expected .tflite or .onnx)")
 
@@ -59,7 +59,7 @@ def gpu_delegate(path: Path, fmt: str, ops: dict, gpu_check: bool) -> dict:
         result = gpu_compatibility(path)
     except Exception as exc:  # the analyzer is experimental: report its failure, keep the rest
         return {"available": False, "reason": f"TensorFlow's model analyzer failed: {type(exc).__name__}: {exc}"}
-    from edgekit.inspect_tflite import custom_ops
+    from edgekit.formats.tflite.inspect import custom_ops
 
     custom = [op for op in custom_ops(ops) if op not in _GPU_CUSTOM_OPS]
     entry = {"available": True, **result, "note": None}

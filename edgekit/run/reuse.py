@@ -1,4 +1,4 @@
-"""What a run can take from the stage cache (edgekit.cache), and what it leaves there.
+"""What a run can take from the stage cache (edgekit.run.cache), and what it leaves there.
 
 Keys chain: the teacher's key covers its file (or build and train settings), the data, the seed
 and the framework; each stage's key covers the previous key and its own config; the exports' key
@@ -18,10 +18,10 @@ from typing import Optional
 
 import numpy as np
 
-from .artifact import Artifact
-from .cache import file_digest, make_key
-from .environment import describe_environment
-from .exporting import Export
+from edgekit.artifact import Artifact
+from edgekit.run.cache import file_digest, make_key
+from edgekit.environment import describe_environment
+from edgekit.run.exporting import Export
 
 SIDE_MODELS = ("float_model",)  # models kept in artifact.info that must travel with the entry
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .sizes import format_size
+from edgekit.sizes import format_size
 
 SCHEMA = "edgekit.report/1"
 
@@ -148,7 +148,7 @@ def _latency_setting(report: dict, key: str):
 
 def write_report(run_dir: Path, report: dict) -> None:
     """Write report.json, report.md and report.html (self-contained, with plots) into `run_dir`."""
-    from .report_html import render_html  # imported here: report_html reuses this module's formatters
+    from edgekit.report.html import render_html  # imported here: report_html reuses this module's formatters
 
     run_dir = Path(run_dir)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")

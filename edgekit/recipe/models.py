@@ -1,6 +1,6 @@
 """The recipe (v1): pydantic models of the public contract in DESIGN.md.
 
-Every model forbids unknown keys. `load_recipe` (edgekit.recipe_loading, re-exported here) reads
+Every model forbids unknown keys. `load_recipe` (edgekit.recipe.loading, re-exported here) reads
 YAML safely, keeps the line of every key so that errors can point at it, applies `--set key.path=value`
 overrides and turns pydantic's errors into one readable `RecipeError`:
 
@@ -8,7 +8,7 @@ overrides and turns pydantic's errors into one readable `RecipeError`:
     >>> recipe.stages[0].kind
     'quantize'
 
-Which (framework, stage) pairs are implemented is data in `edgekit.support`, checked by
+Which (framework, stage) pairs are implemented is data in `edgekit.recipe.support`, checked by
 `edgekit.validate` before anything is trained.
 """
 
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from .sizes import parse_size
+from edgekit.sizes import parse_size
 
 ARCHS = ("cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1")
 Arch = Literal["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1"]
@@ -382,8 +382,3 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> Optional[int]:
             return lines[loc[:end]]
     return None
 
-
-# The loading functions live in recipe_loading; re-exported here, the recipe's one public entry point.
-from .recipe_loading import apply_override, load_recipe, parse_recipe, resolved_yaml  # noqa: E402
-
-__all__ = ["Recipe", "apply_override", "load_recipe", "parse_recipe", "resolved_yaml"]

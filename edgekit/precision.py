@@ -1,0 +1,72 @@
+"""Precision plans: what a quantize stage asks the exporters to produce, as typed objects.
+
+A plan says *what* precision a shipped file has (int8 full integer, dynamic-range int8, float16),
+the type of the file's inputs and outputs and whether weights are quantized per channel. It says
+nothing about *how*: each format realizes each plan for each framework in its own package
+(`edgekit.formats.<fmt>`), and declares there, once, the plans it refuses.
+
+    >>> plan = plan_for("int8", io="int8", per_channel=True)
+    >>> plan.name, plan.io, plan.quantization_aware
+    ('int8', 'int8', False)
+
+Adding a precision is one `Plan` subclass here plus one realization per format (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A quantization plan. `io` is the type of the shipped file's inputs and outputs; a
+    quantization-aware plan carries ranges learned in training instead of calibrated ones."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    io: str = "float32"
+    per_channel: bool = True
+    quantization_aware: bool = False
+
+    @property
+    def precision(self) -> str:
+        """The recipe's `precision:` value of this plan."""
+        return self.name
+
+    def with_io(self, io: str) -> "Plan":
+        """The same plan with other input/output types (e.g. float32 I/O for an intermediate file)."""
+        return replace(self, io=io)
+
+
+@dataclass(frozen=True)
+class Int8(Plan):
+    name: ClassVar[str] = "int8"
+    description: ClassVar[str] = "full integer: int8 weights and activations, calibrated (or learned in QAT)"
+    io: str = "int8"
+
+
+@dataclass(frozen=True)
+class Dynamic(Plan):
+    name: ClassVar[str] = "dynamic"
+    description: ClassVar[str] = "int8 weights, float activations quantized at run time"
+
+
+@dataclass(frozen=True)
+class Float16(Plan):
+    name: ClassVar[str] = "float16"
+    description: ClassVar[str] = "float16 weights, float32 inputs and outputs"
+
+
+#: precision name (the recipe's `quantize.precision`) -> plan class
+PLANS: dict[str, type[Plan]] = {plan.name: plan for plan in (Int8, Dynamic, Float16)}
+
+
+def plan_for(precision: str, io: str | None = None, per_channel: bool = True,
+             quantization_aware: bool = False) -> Plan:
+    """The plan named `precision`, with the plan's default I/O type when `io` is None."""
+    cls = PLANS[precision]
+    fields = {"per_channel": per_channel, "quantization_aware": quantization_aware}
+    if io is not None:
+        fields["io"] = io
+    return cls(**fields)

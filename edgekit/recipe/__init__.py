@@ -1,0 +1,37 @@
+"""The recipe (v1), the public contract of DESIGN.md: its pydantic models and how a file is read.
+
+    >>> recipe = load_recipe("recipes/quickstart.yaml", overrides=["gates.min_accuracy=0.9"])
+    >>> recipe.stages[0].kind
+    'quantize'
+"""
+
+from edgekit.recipe.loading import apply_override, load_recipe, parse_recipe, resolved_yaml
+from edgekit.recipe.models import (
+    ARCHS,
+    RUNTIME_OF_FORMAT,
+    STAGE_CONFIGS,
+    BuildConfig,
+    ClusterConfig,
+    DataConfig,
+    DataKeys,
+    DistillConfig,
+    EvaluateConfig,
+    ExportConfig,
+    FineTune,
+    GatesConfig,
+    LatencyConfig,
+    PruneConfig,
+    QuantizeConfig,
+    Recipe,
+    Stage,
+    StudentConfig,
+    TeacherConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "ARCHS", "RUNTIME_OF_FORMAT", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
+    "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "LatencyConfig", "PruneConfig",
+    "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TrainConfig",
+    "apply_override", "load_recipe", "parse_recipe", "resolved_yaml",
+]

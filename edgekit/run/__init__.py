@@ -1,0 +1,1 @@
+"""Running a recipe: the pipeline, its context, the run directory and the stage cache."""
