@@ -40,9 +40,6 @@ class Artifact:
     clustered: Optional[int] = None  # clusters per weight tensor
     qat: Optional[QuantizationAware] = None  # set by quantization-aware training
     details: Mapping[str, Any] = field(default_factory=dict)  # what the last stage reports
-    # legacy untyped state, removed once every stage sets the typed fields above
-    quantization: Optional[Any] = None
-    info: dict = field(default_factory=dict)
 
     def evolve(self, stage: str, **changes: Any) -> "Artifact":
         """A new artifact made by `stage` from this one."""

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from edgekit.precision import Plan, plan_for
 from edgekit.sizes import parse_size
 
 ARCHS = ("cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1")
@@ -205,6 +206,10 @@ class QuantizeConfig(Strict):
             self.batch_size = self.batch_size or 32
             self.learning_rate = self.learning_rate or 1e-3
         return self
+
+    def plan(self) -> Plan:
+        """The precision plan this stage asks the exporters to realize."""
+        return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat")
 
 
 STAGE_CONFIGS: dict[str, type[Strict]] = {

@@ -31,14 +31,13 @@ class Export:
 
 
 def _write_tflite(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
-    sparse = ctx.recipe.export.sparse and artifact.info.get("pruned") is not None
-    ctx.backend.export(artifact.model, "tflite", path, artifact.quantization, ctx.dataset.x_calib,
-                       channels_last=bool(ctx.recipe.export.channels_last))
+    sparse = ctx.recipe.export.sparse and artifact.pruned is not None
+    ctx.backend.export(artifact, "tflite", path, ctx.dataset.x_calib, channels_last=bool(ctx.recipe.export.channels_last))
     if not sparse:
         return
     with tempfile.TemporaryDirectory(prefix="edgekit-sparse-") as tmp:
         candidate = Path(tmp) / path.name
-        ctx.backend.export(artifact.model, "tflite", candidate, artifact.quantization, ctx.dataset.x_calib, sparse=True,
+        ctx.backend.export(artifact, "tflite", candidate, ctx.dataset.x_calib, sparse=True,
                            channels_last=bool(ctx.recipe.export.channels_last))
         samples = to_layout(ctx.dataset.x_calib[:64], ctx.backend.input_layout("tflite", bool(ctx.recipe.export.channels_last)))
         problem = sparse_problem(candidate, path, samples, ctx.recipe.evaluate.latency.threads)
@@ -72,11 +71,11 @@ def _write_onnx(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
     """Float models export as they are; quantized ones are quantized by ONNX Runtime from the float
     file, except quantization-aware Keras models, whose backend writes the trained int8 itself.
     A backend whose QAT model cannot go to ONNX directly leaves its fine-tuned float weights in
-    `info["float_model"]`, which ONNX Runtime then quantizes with the calibration samples."""
-    plan = artifact.quantization
-    float_model = artifact.info.get("float_model")
-    if plan is None or (artifact.info.get("quantization_aware") and float_model is None):
-        ctx.backend.export(artifact.model, "onnx", path, plan, ctx.dataset.x_calib)
+    `artifact.qat.float_model`, which ONNX Runtime then quantizes with the calibration samples."""
+    plan = artifact.plan
+    float_model = artifact.qat.float_model if artifact.qat is not None else None
+    if plan is None or (artifact.qat is not None and float_model is None):
+        ctx.backend.export(artifact, "onnx", path, ctx.dataset.x_calib)
         if plan is None:
             float_onnx[id(artifact.model)] = path
         return
@@ -85,7 +84,8 @@ def _write_onnx(artifact: Artifact, path: Path, ctx, float_onnx: dict) -> None:
     calibration = to_layout(ctx.dataset.x_calib, ctx.backend.input_layout("onnx", False))
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         if source is None:
-            source = ctx.backend.export(model, "onnx", Path(tmp) / "float.onnx", None, ctx.dataset.x_calib)
+            source = ctx.backend.export(Artifact(artifact.framework, model), "onnx", Path(tmp) / "float.onnx",
+                                        ctx.dataset.x_calib)
         quantize_onnx(source, path, plan, calibration)
 
 
@@ -96,7 +96,7 @@ WRITERS: dict[str, Callable[[Artifact, Path, Any, dict], None]] = {
 
 
 def _io_of(artifact: Artifact, fmt: str) -> str:
-    plan = artifact.quantization
+    plan = artifact.plan
     if plan is None or fmt == "onnx":
         return "float32"
     return plan.io
@@ -107,7 +107,7 @@ def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
     exports: list[Export] = []
     float_onnx: dict[int, Path] = {}
     for role, stem, artifact in (("baseline", "baseline", teacher), ("final", "model", final)):
-        precision = artifact.quantization.precision if artifact.quantization is not None else "float32"
+        precision = artifact.plan.precision if artifact.plan is not None else "float32"
         for fmt in ctx.recipe.export.formats:
             path = ctx.workdir / f"{stem}.{fmt}"
             with ctx.stage(f"export {path.name}", f"{precision}, {fmt}") as record, \

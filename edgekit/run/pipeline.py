@@ -147,7 +147,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
             backend.check_compatible(model, data, recipe.task, where=str(path))
             backend.preflight(model, ctx)
             record["metrics"]["params"] = backend.describe(model)["params"]
-        return Artifact(backend.framework, model, info={"source": str(teacher.path)})
+        return Artifact(backend.framework, model, source=str(teacher.path))
     train = teacher.train or TrainConfig()
     summary = f"built {teacher.build.arch} (width {teacher.build.width:g}) and trained {train.epochs} epochs"
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
@@ -158,7 +158,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
                               progress=ctx.progress.task, description="train teacher")
         record["metrics"]["params"] = backend.describe(model)["params"]
-    artifact = Artifact(backend.framework, model, info={"source": f"zoo:{teacher.build.arch}"})
+    artifact = Artifact(backend.framework, model, source=f"zoo:{teacher.build.arch}")
     ctx.keep(key, artifact, record)
     return artifact
 
@@ -176,7 +176,7 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
         with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")) as record:
             result = STAGES[stage.label](artifact, config, ctx)
             if result.model is not artifact.model:
-                record["details"] = result.info.get("details", {})
+                record["details"] = dict(result.details)
                 record["metrics"].update(in_framework_figures(result, ctx))
         if result.model is not artifact.model:
             ctx.keep(key, result, record)

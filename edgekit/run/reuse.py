@@ -23,7 +23,6 @@ from edgekit.run.cache import file_digest, make_key
 from edgekit.environment import describe_environment
 from edgekit.run.exporting import Export
 
-SIDE_MODELS = ("float_model",)  # models kept in artifact.info that must travel with the entry
 
 
 def teacher_key(recipe, dataset, framework: str) -> str:
@@ -53,19 +52,23 @@ def exports_key(recipe, teacher: str, final: str) -> str:
 
 # ---- model entries ---------------------------------------------------------------------------
 
-def _info_json(info: dict) -> dict:
-    return {k: v for k, v in info.items() if k not in SIDE_MODELS}
+def _state_json(artifact: Artifact) -> dict:
+    """The artifact's typed state, as JSON (the plan is the recipe's and is taken from it on load)."""
+    return {"source": artifact.source, "pruned": artifact.pruned, "clustered": artifact.clustered,
+            "quantization_aware": artifact.qat is not None, "planned": artifact.plan is not None,
+            "details": dict(artifact.details)}
 
 
 def store_model(cache, key: str, artifact: Artifact, backend, record: dict) -> Optional[str]:
+    float_model = artifact.qat.float_model if artifact.qat is not None else None
+
     def write(directory: Path) -> None:
         backend.save_cached(artifact.model, directory / "model")
-        for name in SIDE_MODELS:
-            if artifact.info.get(name) is not None:
-                backend.save_cached(artifact.info[name], directory / name)
+        if float_model is not None:
+            backend.save_cached(float_model, directory / "float_model")
 
-    meta = {"info": _info_json(artifact.info), "record": record, "name": artifact.name,
-            "history": list(artifact.history), "quantization": _plan_json(artifact.quantization)}
+    meta = {"state": _state_json(artifact), "record": record, "name": artifact.name,
+            "history": list(artifact.history)}
     return cache.store(key, meta, write)
 
 
@@ -74,23 +77,17 @@ def load_model(cache, key: str, backend, recipe) -> Optional[tuple[Artifact, dic
     if entry is None:
         return None
     meta = json.loads((entry / "meta.json").read_text())
-    info = dict(meta["info"])
-    for name in SIDE_MODELS:
-        if (entry / name).exists():
-            info[name] = backend.load_cached(entry / name, info)
-    model = backend.load_cached(entry / "model", info)
-    plan = _plan(recipe, meta["quantization"])
-    artifact = Artifact(backend.framework, model, name=meta["name"], quantization=plan,
-                        history=tuple(meta["history"]), info=info)
+    state = meta["state"]
+    model = backend.load_cached(entry / "model", state["quantization_aware"])
+    qat = None
+    if state["quantization_aware"]:
+        float_model = backend.load_cached(entry / "float_model") if (entry / "float_model").exists() else None
+        qat = backend.qat_state(float_model)
+    artifact = Artifact(backend.framework, model, name=meta["name"],
+                        plan=recipe.quantize.plan() if state["planned"] else None,
+                        history=tuple(meta["history"]), source=state["source"], pruned=state["pruned"],
+                        clustered=state["clustered"], qat=qat, details=state["details"])
     return artifact, meta["record"]
-
-
-def _plan_json(plan) -> Optional[dict]:
-    return plan.model_dump(mode="json") if plan is not None else None
-
-
-def _plan(recipe, data: Optional[dict]):
-    return recipe.quantize if data is not None else None
 
 
 # ---- the exports entry -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from edgekit.artifact import Artifact
 
 
 def quantize_ptq(artifact: Artifact, config, context) -> Artifact:
-    return artifact.evolve("quantize", quantization=config)
+    return artifact.evolve("quantize", plan=config.plan())
 
 
 def _backend_stage(label: str) -> Callable:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
 from edgekit.errors import InputError
@@ -93,8 +94,8 @@ def test_directory_without_saved_model_is_refused(tmp_path):
 ])
 def test_tflite_export_honours_the_plan_and_runs(trained, tmp_path, precision, io, dtype):
     data, model = trained
-    path = keras_backend.export(model, "tflite", tmp_path / "m.tflite",
-                                QuantizeConfig(precision=precision, io=io), data.x_calib)
+    path = keras_backend.export(Artifact("keras", model, plan=QuantizeConfig(precision=precision, io=io).plan()),
+                                "tflite", tmp_path / "m.tflite", data.x_calib)
     session = get_runtime("litert").open(path)
     assert session.inputs[0].dtype == dtype
     assert session.outputs[0].dtype == dtype
@@ -105,8 +106,9 @@ def test_tflite_export_honours_the_plan_and_runs(trained, tmp_path, precision, i
 def test_int8_tflite_is_much_smaller_than_float(trained, tmp_path):
     data, _ = trained
     model = keras_backend.build("mlp", 2.0, data.input_shape, 3, "classification", seed=0)  # ~50k weights
-    float_path = keras_backend.export(model, "tflite", tmp_path / "f.tflite")
-    int8_path = keras_backend.export(model, "tflite", tmp_path / "q.tflite", QuantizeConfig(), data.x_calib)
+    float_path = keras_backend.export(Artifact("keras", model), "tflite", tmp_path / "f.tflite")
+    int8 = Artifact("keras", model, plan=QuantizeConfig().plan())
+    int8_path = keras_backend.export(int8, "tflite", tmp_path / "q.tflite", data.x_calib)
     assert int8_path.stat().st_size < 0.3 * float_path.stat().st_size
 
 
@@ -116,8 +118,8 @@ def test_onnx_export_and_ort_int8_quantization(trained, tmp_path):
     from edgekit.formats.onnx.quantize import quantize_onnx
 
     data, model = trained
-    float_path = keras_backend.export(model, "onnx", tmp_path / "f.onnx")
-    int8_path = quantize_onnx(float_path, tmp_path / "q.onnx", QuantizeConfig(), data.x_calib)
+    float_path = keras_backend.export(Artifact("keras", model), "onnx", tmp_path / "f.onnx")
+    int8_path = quantize_onnx(float_path, tmp_path / "q.onnx", QuantizeConfig().plan(), data.x_calib)
     ops = {node.op_type for node in onnx.load(str(int8_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     reference = keras_backend.predict(model, data.x_test)
@@ -132,7 +134,8 @@ def test_int8_export_without_calibration_is_a_stage_error(trained, tmp_path):
 
     _, model = trained
     with pytest.raises(StageError, match="calibration"):
-        keras_backend.export(model, "tflite", tmp_path / "m.tflite", QuantizeConfig(), None)
+        keras_backend.export(Artifact("keras", model, plan=QuantizeConfig().plan()), "tflite", tmp_path / "m.tflite",
+                             None)
 
 
 def test_compatibility_checks_shape_and_labels(trained):

@@ -58,7 +58,7 @@ def test_distill_trains_a_smaller_student_and_leaves_the_teacher(teacher):
     assert _unchanged(before, art.model)
     assert result.model.count_params() < art.model.count_params() / 4
     assert _accuracy(result.model, data) >= 0.9
-    assert result.info["details"]["student_params"] == result.model.count_params()
+    assert result.details["student_params"] == result.model.count_params()
 
 
 def test_distillation_loss_matches_the_formula():
@@ -103,14 +103,14 @@ def test_unstructured_pruning_reaches_the_target_sparsity(teacher, schedule):
     for name, kernel in _kernels(result.model):
         assert (kernel == 0).mean() == pytest.approx(0.75, abs=0.02), name
     assert _accuracy(result.model, data) >= 0.85
-    assert result.info["pruned"] == "unstructured"
+    assert result.pruned == "unstructured"
 
 
 def test_two_four_pruning_keeps_two_of_every_four(teacher):
     data, art = teacher
     result = STAGES["prune"](art, PruneConfig(structure="2:4", epochs=1), _context(data))
-    pruned = result.info["details"]["pruned_layers"]
-    assert pruned and result.info["details"]["left_dense"]  # the first conv has 1 input channel
+    pruned = result.details["pruned_layers"]
+    assert pruned and result.details["left_dense"]  # the first conv has 1 input channel
     for name, kernel in _kernels(result.model):
         if name not in pruned:
             continue
@@ -124,7 +124,7 @@ def test_channel_pruning_gives_a_smaller_dense_model(teacher):
     assert result.model.count_params() < 0.6 * art.model.count_params()
     assert result.model.output_shape == art.model.output_shape
     assert _accuracy(result.model, data) >= 0.85
-    assert "pruned" not in result.info  # a dense model: nothing sparse for later stages to keep
+    assert result.pruned is None  # a dense model: nothing sparse for later stages to keep
 
 
 def test_clustering_limits_distinct_weights_and_keeps_zeros(teacher):
@@ -132,7 +132,7 @@ def test_clustering_limits_distinct_weights_and_keeps_zeros(teacher):
     ctx = _context(data)
     pruned = STAGES["prune"](art, PruneConfig(sparsity=0.5, epochs=2), ctx)
     result = STAGES["cluster"](pruned, ClusterConfig(clusters=8, epochs=1), ctx)
-    assert result.info["details"]["sparsity_preserved"] is True
+    assert result.details["sparsity_preserved"] is True
     for (name, kernel), (_, pruned_kernel) in zip(_kernels(result.model), _kernels(pruned.model)):
         assert len(np.unique(kernel)) <= 8 + 1, name  # the centroids, plus the preserved zero
         assert (kernel == 0).mean() >= (pruned_kernel == 0).mean() - 0.01, name
@@ -150,12 +150,12 @@ def test_qat_picks_the_preserving_scheme_and_exports_full_integer(teacher, tmp_p
         art = STAGES["cluster"](art, ClusterConfig(clusters=16, epochs=1), ctx)
     config = QuantizeConfig(method="qat", epochs=1)
     result = STAGES["quantize.qat"](art, config, ctx)
-    assert result.info["details"]["scheme"].startswith(scheme)
-    path = keras_backend.export(result.model, "tflite", tmp_path / "q.tflite", config, data.x_calib)
+    assert result.details["scheme"].startswith(scheme)
+    path = keras_backend.export(result, "tflite", tmp_path / "q.tflite", data.x_calib)
     session = get_runtime("litert").open(path)
     assert session.inputs[0].dtype == "int8" and session.outputs[0].dtype == "int8"
     assert (session.predict(data.x_test).argmax(1) == data.y_test).mean() >= 0.85
-    onnx_path = keras_backend.export(result.model, "onnx", tmp_path / "q.onnx", config, data.x_calib)
+    onnx_path = keras_backend.export(result, "onnx", tmp_path / "q.onnx", data.x_calib)
     import onnx
 
     weights = [t for t in onnx.load(str(onnx_path)).graph.initializer if len(t.dims) >= 2]

@@ -163,7 +163,7 @@ def test_onnx_runtime_qdq_quantization_of_the_float_onnx(mlp, calib, toy_test, t
 
     source = convert.to_onnx(mlp, tmp_path / "float.onnx", None, calib)
     # edgekit.formats.onnx.quantize feeds the calibration array as it is: a torch .onnx takes NCHW
-    target = quantize_onnx(source, tmp_path / "int8.onnx", QuantizeConfig(), nchw(calib))
+    target = quantize_onnx(source, tmp_path / "int8.onnx", QuantizeConfig().plan(), nchw(calib))
     ops = {node.op_type for node in onnx.load(str(target)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert target.stat().st_size < 0.35 * source.stat().st_size
@@ -197,7 +197,7 @@ def test_channels_last_tflite_takes_nhwc_and_matches_torch(cnn, calib, tmp_path)
 # ---- quantized .tflite ---------------------------------------------------------------------------
 
 def test_int8_tflite_is_full_integer_small_and_agrees(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig(), calib)
+    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     assert float_ops(path) == set()  # every op on int8 tensors, inputs and outputs too
@@ -208,7 +208,7 @@ def test_int8_tflite_is_full_integer_small_and_agrees(mlp, mlp_float, calib, toy
 
 @pytest.mark.parametrize("io, dtype", [("float32", np.float32), ("uint8", np.uint8)])
 def test_int8_tflite_with_float_or_uint8_io(mlp, mlp_float, calib, toy_test, tmp_path, io, dtype):
-    path = convert.to_tflite(mlp, tmp_path / f"int8-{io}.tflite", QuantizeConfig(io=io), calib)
+    path = convert.to_tflite(mlp, tmp_path / f"int8-{io}.tflite", QuantizeConfig(io=io).plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     ops, _ = ops_and_tensors(path)
@@ -221,7 +221,7 @@ def test_int8_tflite_with_float_or_uint8_io(mlp, mlp_float, calib, toy_test, tmp
 
 
 def test_int8_per_tensor_weights(mlp, calib, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig(per_channel=False), calib)
+    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig(per_channel=False).plan(), calib)
     ops, tensors = ops_and_tensors(path)
     weights = [tensors[op["inputs"][1]] for op in ops if op["op_name"] == "FULLY_CONNECTED"]
     # one scale per tensor (the converter may store it repeated for every output channel)
@@ -229,7 +229,7 @@ def test_int8_per_tensor_weights(mlp, calib, tmp_path):
 
 
 def test_int8_channels_last(cnn, calib, tmp_path):
-    path = convert.to_tflite(cnn, tmp_path / "int8.tflite", QuantizeConfig(), calib, channels_last=True)
+    path = convert.to_tflite(cnn, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib, channels_last=True)
     got, inp, _ = run_tflite(path, calib)
     assert list(inp["shape"]) == [1, 8, 8, 1] and inp["dtype"] == np.int8
     assert weight_dtypes(path) == {np.int8}
@@ -237,7 +237,7 @@ def test_int8_channels_last(cnn, calib, tmp_path):
 
 
 def test_dynamic_tflite_has_int8_weights_and_float_io(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "dynamic.tflite", QuantizeConfig(precision="dynamic"), calib)
+    path = convert.to_tflite(mlp, tmp_path / "dynamic.tflite", QuantizeConfig(precision="dynamic").plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     ops, _ = ops_and_tensors(path)
@@ -248,7 +248,7 @@ def test_dynamic_tflite_has_int8_weights_and_float_io(mlp, mlp_float, calib, toy
 
 
 def test_float16_tflite_has_float16_weights(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "fp16.tflite", QuantizeConfig(precision="float16"), calib)
+    path = convert.to_tflite(mlp, tmp_path / "fp16.tflite", QuantizeConfig(precision="float16").plan(), calib)
     assert path.stat().st_size <= 0.6 * mlp_float.stat().st_size
     ops, tensors = ops_and_tensors(path)
     dequantized = [tensors[op["inputs"][0]]["dtype"] for op in ops if op["op_name"] == "DEQUANTIZE"]
@@ -269,7 +269,7 @@ def test_every_precision_and_io_is_listed_or_produced():
 
 @pytest.fixture(scope="module")
 def qat_model(calib):
-    """What the QAT stage hands over: a convert_pt2e'd module carrying its PT2EQuantizer."""
+    """What the QAT stage hands over: a convert_pt2e'd module and the PT2EQuantizer it was trained with."""
     from litert_torch.quantize import pt2e_quantizer as pq
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
@@ -291,27 +291,29 @@ def qat_model(calib):
         opt.step()
     converted = convert_pt2e(prepared, fold_quantize=False)
     set_mode(converted, False)
-    converted.edgekit_quantizer = quantizer
-    return converted
+    return converted, quantizer
 
 
 def test_quantization_aware_model_converts_to_full_integer(qat_model, calib, tmp_path):
-    plan = QuantizeConfig(method="qat")
-    path = convert.to_tflite(qat_model, tmp_path / "qat.tflite", plan, calib[:1])
+    plan = QuantizeConfig(method="qat").plan()
+    model, quantizer = qat_model
+    path = convert.to_tflite(model, tmp_path / "qat.tflite", plan, calib[:1], quantizer=quantizer)
     assert weight_dtypes(path) == {np.int8} and float_ops(path) == set()
     got, inp, _ = run_tflite(path, nchw(calib))
     assert list(inp["shape"]) == [1, 1, 8, 8] and inp["dtype"] == np.int8
-    assert agreement(got, torch_out(qat_model, nchw(calib))) >= 0.9
+    assert agreement(got, torch_out(model, nchw(calib))) >= 0.9
 
 
 def test_quantization_aware_model_refuses_float_io(qat_model, calib, tmp_path):
+    model, quantizer = qat_model
     with pytest.raises(StageError, match="io: float32"):
-        convert.to_tflite(qat_model, tmp_path / "qat.tflite", QuantizeConfig(method="qat", io="float32"), calib)
+        convert.to_tflite(model, tmp_path / "qat.tflite", QuantizeConfig(method="qat", io="float32").plan(), calib,
+                          quantizer=quantizer)
 
 
 def test_qat_plan_without_a_trained_quantizer_is_refused(cnn, calib, tmp_path):
     with pytest.raises(StageError, match="no trained quantizer"):
-        convert.to_tflite(cnn, tmp_path / "m.tflite", QuantizeConfig(method="qat"), calib)
+        convert.to_tflite(cnn, tmp_path / "m.tflite", QuantizeConfig(method="qat").plan(), calib)
 
 
 # ---- other model kinds and failures --------------------------------------------------------------
@@ -338,7 +340,7 @@ def test_failures_are_export_stage_errors(calib, tmp_path):
     with pytest.raises(StageError, match="ONNX export"):
         convert.to_onnx(DataDependent(), tmp_path / "m.onnx", None, calib)
     with pytest.raises(StageError, match="calibration samples"):
-        convert.to_tflite(small_cnn(), tmp_path / "m.tflite", QuantizeConfig(), None)
+        convert.to_tflite(small_cnn(), tmp_path / "m.tflite", QuantizeConfig().plan(), None)
 
 
 def test_writers_table():

@@ -66,7 +66,7 @@ def test_distill_trains_a_smaller_student_and_leaves_the_teacher(teacher):
     assert _unchanged(before, art.model)
     assert train.param_count(result.model) < train.param_count(art.model) / 4
     assert _accuracy(result.model, data) >= 0.9
-    details = result.info["details"]
+    details = result.details
     assert details["student_params"] == train.param_count(result.model)
     assert details["teacher_params"] == train.param_count(art.model)
     assert details["student"] == "cnn_tiny"
@@ -122,8 +122,8 @@ def test_unstructured_pruning_reaches_the_target_sparsity(teacher, schedule):
     for name, weight in _weights(result.model):
         assert (weight == 0).mean() == pytest.approx(0.75, abs=0.02), name
     assert _accuracy(result.model, data) >= 0.85
-    assert result.info["pruned"] == "unstructured"
-    assert result.info["details"]["pruned_layers"] == ["conv1", "conv2", "dense1", "head"]
+    assert result.pruned == "unstructured"
+    assert result.details["pruned_layers"] == ["conv1", "conv2", "dense1", "head"]
 
 
 def test_polynomial_schedule_follows_tfmot():
@@ -136,7 +136,7 @@ def test_polynomial_schedule_follows_tfmot():
 def test_two_four_pruning_keeps_two_of_every_four(teacher):
     data, art = teacher
     result = STAGES["prune"](art, PruneConfig(structure="2:4", epochs=1), _context(data))
-    details = result.info["details"]
+    details = result.details
     assert details["left_dense"] == ["conv1"]  # 1 input channel
     assert details["pruned_layers"] == ["conv2", "dense1", "head"]
     weights = dict(_weights(result.model))
@@ -151,14 +151,14 @@ def test_channel_pruning_gives_a_smaller_dense_model(teacher):
     before = _state(art.model)
     result = STAGES["prune"](art, PruneConfig(structure="channels", sparsity=0.5, epochs=3), _context(data))
     assert _unchanged(before, art.model)
-    details = result.info["details"]
+    details = result.details
     assert train.param_count(result.model) <= 0.6 * train.param_count(art.model)
     assert details["params_after"] == train.param_count(result.model)
     assert details["layers"]["conv1"] == {"before": 32, "after": 16}
     assert "head" not in details["layers"]
     assert BACKEND.predict(result.model, data.x_test[:2]).shape == (2, 4)
     assert _accuracy(result.model, data) >= 0.85
-    assert "pruned" not in result.info  # a dense model: nothing sparse for later stages to keep
+    assert result.pruned is None  # a dense model: nothing sparse for later stages to keep
 
 
 @pytest.mark.parametrize("arch", ["cnn_small", "ds_cnn", "resnet8"])
@@ -196,16 +196,16 @@ def test_qat_returns_a_quantized_graph_and_fine_tuned_float_model(teacher):
     config = QuantizeConfig(method="qat", epochs=1)
     result = STAGES["quantize.qat"](art, config, _context(data))
     assert _unchanged(before, art.model)
-    assert hasattr(result.model, "edgekit_quantizer")
+    assert result.qat is not None and result.qat.quantizer is not None
     batch = torch.from_numpy(np.transpose(data.x_test[:5], (0, 3, 1, 2)).copy())
     assert tuple(result.model(batch).shape) == (5, 4)
     assert _accuracy(result.model, data) >= 0.85
-    assert result.info["quantization_aware"] is True and result.quantization is config
-    float_model = result.info["float_model"]
+    assert result.plan == config.plan() and result.plan.quantization_aware
+    float_model = result.qat.float_model
     assert isinstance(float_model, torch.nn.Module) and float_model is not art.model
     assert not _unchanged(before, float_model)  # the fine-tuned weights, not the input's
     assert _accuracy(float_model, data) >= 0.85
-    assert "float_model" not in result.info["details"]
+    assert "float_model" not in result.details
 
 
 def test_qat_after_pruning_keeps_the_zeros(teacher):
@@ -213,9 +213,9 @@ def test_qat_after_pruning_keeps_the_zeros(teacher):
     ctx = _context(data)
     pruned = STAGES["prune"](art, PruneConfig(sparsity=0.5, schedule="constant", epochs=1), ctx)
     result = STAGES["quantize.qat"](pruned, QuantizeConfig(method="qat", epochs=1), ctx)
-    assert result.info["details"]["scheme"].endswith("sparsity-preserving")
-    assert result.info["pruned"] == "unstructured"
-    for name, weight in _weights(result.info["float_model"]):
+    assert result.details["scheme"].endswith("sparsity-preserving")
+    assert result.pruned == "unstructured"
+    for name, weight in _weights(result.qat.float_model):
         assert (weight == 0).mean() == pytest.approx(0.5, abs=0.02), name
 
 
@@ -227,7 +227,7 @@ def test_qat_handles_batch_norm_models():
     result = STAGES["quantize.qat"](Artifact("torch", model), QuantizeConfig(method="qat", epochs=2), _context(data))
     assert _unchanged(before, model)
     assert BACKEND.predict(result.model, data.x_test).shape == (len(data.x_test), 4)
-    float_model = result.info["float_model"]
+    float_model = result.qat.float_model
     assert not _unchanged(before, float_model)
     # the converted graph and the fine-tuned float weights agree on most test samples
     agree = (BACKEND.predict(result.model, data.x_test).argmax(1) == BACKEND.predict(float_model, data.x_test).argmax(1))

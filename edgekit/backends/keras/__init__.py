@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
 from edgekit.backends.keras import channels, cluster, convert, distill, loading, prune, qat, train, zoo
@@ -67,10 +68,10 @@ class KerasBackend(TrainModuleBackend):
             )
         check_labels_fit(dataset, model.output_shape[-1], task, where)
 
-    def export(self, model, fmt: str, path: Path, quantization: Any = None,
-               calibration: Optional[np.ndarray] = None, sparse: bool = False, channels_last: bool = True) -> Path:
+    def export(self, artifact, fmt: str, path: Path, calibration: Optional[np.ndarray] = None,
+               sparse: bool = False, channels_last: bool = True) -> Path:
         """Keras models are channels-last already: `channels_last` changes nothing."""
-        return convert.WRITERS[fmt](model, path, quantization, calibration, sparse)
+        return convert.WRITERS[fmt](artifact.model, path, artifact.plan, calibration, sparse)
 
     def save_cached(self, model, directory: Path) -> None:
         """Save for the stage cache: HDF5, the one format that also round-trips TF-MOT QAT models."""
@@ -81,17 +82,21 @@ class KerasBackend(TrainModuleBackend):
             warnings.simplefilter("ignore")
             model.save(str(directory / "model.h5"))
 
-    def load_cached(self, directory: Path, info: dict):
+    def load_cached(self, directory: Path, quantization_aware: bool = False):
         from edgekit.backends.keras.compat import keras, tfmot
 
         path = str(directory / "model.h5")
-        if info.get("quantization_aware"):
+        if quantization_aware:
             with tfmot().quantization.keras.quantize_scope():
                 return keras.models.load_model(path, compile=False)
         return keras.models.load_model(path, compile=False)
 
     def input_layout(self, fmt: str, channels_last: bool) -> str:
         return "nhwc"
+
+    def qat_state(self, float_model=None) -> QuantizationAware:
+        """A TF-MOT QAT model needs nothing beside itself: its exporters read the fake-quant ranges."""
+        return QuantizationAware()
 
 
 BACKEND = KerasBackend()

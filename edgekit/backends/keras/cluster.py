@@ -17,7 +17,7 @@ def cluster(artifact: Artifact, config, ctx) -> Artifact:
     clustering = mot.clustering.keras
     options = {"number_of_clusters": config.clusters,
                "cluster_centroids_init": clustering.CentroidInitialization.LINEAR}
-    preserve_sparsity = bool(artifact.info.get("pruned"))
+    preserve_sparsity = bool(artifact.pruned)
     if preserve_sparsity:
         options["preserve_sparsity"] = True
     wrapped = clustering.cluster_weights(train.clone(artifact.model), **options)
@@ -25,5 +25,4 @@ def cluster(artifact: Artifact, config, ctx) -> Artifact:
                           ctx.recipe.seed, ctx.progress.task, f"cluster ({config.clusters} centroids)")
     stripped = clustering.strip_clustering(wrapped)
     details = {"clusters": config.clusters, "centroid_init": "linear", "sparsity_preserved": preserve_sparsity}
-    info = {**artifact.info, "clustered": config.clusters, "details": details}
-    return artifact.evolve("cluster", model=stripped, info=info)
+    return artifact.evolve("cluster", model=stripped, clustered=config.clusters, details=details)

@@ -84,7 +84,7 @@ def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = No
         with native_stderr_silenced():
             if is_quantization_aware(model):
                 with tempfile.TemporaryDirectory(prefix="edgekit-qat-") as tmp:
-                    float_io = plan.model_copy(update={"io": "float32"})
+                    float_io = plan.with_io("float32")
                     tflite = to_tflite(model, Path(tmp) / "qat.tflite", float_io, calibration)
                     tf2onnx.convert.from_tflite(str(tflite), opset=ONNX_OPSET, output_path=str(path))
             else:

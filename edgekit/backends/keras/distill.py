@@ -98,4 +98,4 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
     details = {"student": student.name, "student_params": int(student.count_params()),
                "teacher_params": int(artifact.model.count_params()),
                "final_epoch": {k: round(float(v[-1]), 5) for k, v in history.history.items()}}
-    return artifact.evolve("distill", model=student, info={**artifact.info, "details": details})
+    return artifact.evolve("distill", model=student, details=details)

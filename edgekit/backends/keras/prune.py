@@ -66,8 +66,7 @@ def _magnitude(artifact: Artifact, config, ctx) -> Artifact:
     stripped = tfmot().sparsity.keras.strip_pruning(wrapped_model)
     details = {"structure": config.structure, "target_sparsity": config.sparsity, "pruned_layers": wrapped,
                "left_dense": skipped}
-    info = {**artifact.info, "pruned": config.structure, "details": details}
-    return artifact.evolve("prune", model=stripped, info=info)
+    return artifact.evolve("prune", model=stripped, pruned=config.structure, details=details)
 
 
 def _channels(artifact: Artifact, config, ctx) -> Artifact:
@@ -76,7 +75,7 @@ def _channels(artifact: Artifact, config, ctx) -> Artifact:
                       ctx.recipe.seed, ctx.progress.task, "prune channels (fine-tune)")
     details = {"structure": "channels", "target_sparsity": config.sparsity, **removal}
     # A smaller dense model: later stages treat it as unpruned (nothing sparse to preserve).
-    return artifact.evolve("prune", model=tuned, info={**artifact.info, "details": details})
+    return artifact.evolve("prune", model=tuned, details=details)
 
 
 STRUCTURES = {"unstructured": _magnitude, "2:4": _magnitude, "channels": _channels}

@@ -8,16 +8,16 @@ and tf2onnx into QDQ nodes, so both files carry the trained quantization.
 
 from __future__ import annotations
 
-from edgekit.artifact import Artifact
+from edgekit.artifact import Artifact, QuantizationAware
 from edgekit.backends.keras import train
 from edgekit.backends.keras.compat import tfmot
 
 
-def _scheme(info: dict):
+def _scheme(artifact: Artifact):
     """(name, TF-MOT quantize scheme) for what earlier stages did."""
     mot = tfmot()
     combine = mot.experimental.combine
-    pruned, clustered = bool(info.get("pruned")), bool(info.get("clustered"))
+    pruned, clustered = bool(artifact.pruned), bool(artifact.clustered)
     if clustered:
         name = "PCQAT (sparsity- and cluster-preserving)" if pruned else "CQAT (cluster-preserving)"
         return name, combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=pruned)
@@ -28,12 +28,11 @@ def _scheme(info: dict):
 
 def qat(artifact: Artifact, config, ctx) -> Artifact:
     mot = tfmot().quantization.keras
-    name, scheme = _scheme(artifact.info)
+    name, scheme = _scheme(artifact)
     annotated = mot.quantize_annotate_model(train.clone(artifact.model))
     with mot.quantize_scope():
         model = mot.quantize_apply(annotated, scheme)
     train.compile_and_fit(model, ctx.dataset, config.epochs, config.batch_size, config.learning_rate,
                           ctx.recipe.seed, ctx.progress.task, "quantization-aware training")
-    details = {"scheme": name}
-    info = {**artifact.info, "quantization_aware": True, "details": details}
-    return artifact.evolve("quantize", model=model, quantization=config, info=info)
+    return artifact.evolve("quantize", model=model, plan=config.plan(), qat=QuantizationAware(),
+                           details={"scheme": name})

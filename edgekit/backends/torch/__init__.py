@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
 from edgekit.backends.torch import convert, distill, loading, prune, qat, train, zoo
@@ -65,7 +66,7 @@ class TorchBackend(TrainModuleBackend):
                     raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
                                      f"this model: {exc}") from None
 
-    CACHED_ATTRIBUTES = ("edgekit_batch", "edgekit_quantizer")
+    CACHED_ATTRIBUTES = ("edgekit_batch",)
 
     def save_cached(self, model, directory: Path) -> None:
         """Save for the stage cache, which only edgekit writes: TorchScript as TorchScript, anything
@@ -78,7 +79,7 @@ class TorchBackend(TrainModuleBackend):
         attributes = {name: getattr(model, name) for name in self.CACHED_ATTRIBUTES if hasattr(model, name)}
         torch.save({"model": model, "attributes": attributes}, directory / "model.pt")
 
-    def load_cached(self, directory: Path, info: dict):
+    def load_cached(self, directory: Path, quantization_aware: bool = False):
         if (directory / "model.ts").exists():
             return torch.jit.load(str(directory / "model.ts"), map_location="cpu")
         saved = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)  # edgekit's own entry
@@ -87,13 +88,20 @@ class TorchBackend(TrainModuleBackend):
             setattr(model, name, value)
         return model
 
+    def qat_state(self, float_model=None) -> QuantizationAware:
+        """The PT2E quantizer QAT trains with (a fixed configuration, rebuilt rather than stored) and
+        the fine-tuned float weights ONNX Runtime quantizes."""
+        return QuantizationAware(float_model=float_model, quantizer=qat.make_quantizer())
+
     def input_layout(self, fmt: str, channels_last: bool) -> str:
         """Layout of the exported file's image input: torch's NCHW, or NHWC for a channels-last .tflite."""
         return "nhwc" if fmt == "tflite" and channels_last else "nchw"
 
-    def export(self, model, fmt: str, path: Path, quantization: Any = None,
-               calibration: Optional[np.ndarray] = None, sparse: bool = False, channels_last: bool = False) -> Path:
-        return convert.WRITERS[fmt](model, Path(path), quantization, calibration, channels_last=channels_last)
+    def export(self, artifact, fmt: str, path: Path, calibration: Optional[np.ndarray] = None,
+               sparse: bool = False, channels_last: bool = False) -> Path:
+        quantizer = artifact.qat.quantizer if artifact.qat is not None else None
+        return convert.WRITERS[fmt](artifact.model, Path(path), artifact.plan, calibration,
+                                    channels_last=channels_last, quantizer=quantizer)
 
 
 BACKEND = TorchBackend()

@@ -17,8 +17,8 @@ The .tflite gets the plan here (`plan` is a recipe QuantizeConfig, or None for f
 - dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at run
   time (TFLite hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
 - float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute and I/O).
-- quantization-aware models (a convert_pt2e'd module carrying the PT2EQuantizer it was trained with
-  as `edgekit_quantizer`) are converted with that quantizer and no further calibration; LiteRT-Torch
+- quantization-aware models (a convert_pt2e'd module, passed with the PT2EQuantizer it was trained
+  with, `artifact.qat.quantizer`) are converted with that quantizer and no further calibration; LiteRT-Torch
   gives them int8 inputs and outputs only (UNSUPPORTED_QAT_IO).
 
 `calibration` holds channels-last (NHWC) float samples; the first one is the example input that
@@ -48,7 +48,6 @@ from edgekit.backends.torch.train import set_mode, static_batch
 ONNX_OPSET = 18  # the dynamo exporter's own opset (>= 17, which ONNX Runtime's quantizer needs)
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-QUANTIZER_ATTRIBUTE = "edgekit_quantizer"  # set by the QAT stage on its convert_pt2e'd module
 CALIBRATION_BATCH = 32  # samples per PT2E calibration call when the batch dimension can be dynamic
 EXTERNAL_DATA_BYTES = 1 << 30  # weights above this go to `<name>.onnx.data` (protobuf's 2 GB limit)
 
@@ -248,7 +247,7 @@ def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, plan) -
     return bytes(result.quantized_model)
 
 
-def _tflite_bytes(model: nn.Module, plan, samples: np.ndarray, channels_last: bool) -> bytes:
+def _tflite_bytes(model: nn.Module, plan, samples: np.ndarray, channels_last: bool, quantizer) -> bytes:
     litert_torch = _litert_torch()
     from litert_torch.quantize.quant_config import QuantConfig
 
@@ -260,13 +259,11 @@ def _tflite_bytes(model: nn.Module, plan, samples: np.ndarray, channels_last: bo
     if wrap:
         module = litert_torch.to_channel_last_io(model, args=[0])
         module.training = False  # `model` is in eval mode already; .eval() would recurse into exported graphs
-    trained = getattr(model, QUANTIZER_ATTRIBUTE, None)
-
     def convert(m, quant_config=None) -> bytes:
         return bytes(litert_torch.convert(m, (example,), quant_config=quant_config).model_content())
 
-    if trained is not None:  # quantization-aware: the trained quantization, no calibration
-        return convert(module, QuantConfig(pt2e_quantizer=trained))
+    if quantizer is not None:  # quantization-aware: the trained quantization, no calibration
+        return convert(module, QuantConfig(pt2e_quantizer=quantizer))
     if plan is None:
         return convert(module)
     if plan.precision == "float16":
@@ -282,14 +279,13 @@ def _tflite_bytes(model: nn.Module, plan, samples: np.ndarray, channels_last: bo
     return _edge_quantize(convert(module), samples, batch, plan)
 
 
-def _check_plan(model: nn.Module, plan) -> None:
-    quantization_aware = getattr(model, QUANTIZER_ATTRIBUTE, None) is not None
+def _check_plan(model: nn.Module, plan, quantizer) -> None:
+    quantization_aware = quantizer is not None
     if plan is None:
         return
-    if plan.method == "qat" and not quantization_aware:
-        raise StageError("export", f"quantize.method: qat, but '{type(model).__name__}' carries no trained "
-                                   f"quantizer ({QUANTIZER_ATTRIBUTE}); post-training quantization would "
-                                   "not be what the recipe asked for")
+    if plan.quantization_aware and not quantization_aware:
+        raise StageError("export", f"quantize.method: qat, but '{type(model).__name__}' comes with no trained "
+                                   "quantizer; post-training quantization would not be what the recipe asked for")
     if plan.precision in UNSUPPORTED_PRECISIONS:
         raise StageError("export", f"precision: {plan.precision} for a torch .tflite: "
                                    f"{UNSUPPORTED_PRECISIONS[plan.precision]}")
@@ -299,19 +295,20 @@ def _check_plan(model: nn.Module, plan) -> None:
 
 
 def to_tflite(model: nn.Module, path: Path, plan=None, calibration: Optional[np.ndarray] = None,
-              channels_last: bool = False) -> Path:
-    """Convert `model` with LiteRT-Torch, quantized as `plan` says, and write `path`."""
-    _check_plan(model, plan)
-    needs_samples = plan is not None and plan.precision == "int8" and getattr(model, QUANTIZER_ATTRIBUTE, None) is None
+              channels_last: bool = False, quantizer=None) -> Path:
+    """Convert `model` with LiteRT-Torch, quantized as `plan` says, and write `path`. A
+    quantization-aware model comes with the PT2E `quantizer` it was trained with."""
+    _check_plan(model, plan, quantizer)
+    needs_samples = plan is not None and plan.precision == "int8" and quantizer is None
     if needs_samples and (calibration is None or not len(calibration)):
         raise StageError("export", "int8 quantization needs calibration samples (data.calibration_samples)")
     samples = _samples(model, calibration, channels_last)
     what = "float32" if plan is None else plan.precision
-    if getattr(model, QUANTIZER_ATTRIBUTE, None) is not None:
+    if quantizer is not None:
         what = "quantization-aware int8"
     try:
         with _eval_mode(model), _quiet():
-            content = _tflite_bytes(model, plan, samples, channels_last)
+            content = _tflite_bytes(model, plan, samples, channels_last, quantizer)
     except StageError:
         raise
     except Exception as exc:  # torch.export, PT2E, the MLIR lowering and the quantizer raise many types
@@ -346,7 +343,7 @@ def _onnx_export_script(model, example, path: Path) -> None:
 
 
 def to_onnx(model: nn.Module, path: Path, plan=None, calibration: Optional[np.ndarray] = None,
-            channels_last: bool = False) -> Path:
+            channels_last: bool = False, quantizer=None) -> Path:
     """torch.onnx (dynamo) export in float, NCHW input `input` with a dynamic batch, output `output`.
 
     `plan` is applied afterwards by ONNX Runtime (edgekit.formats.onnx.quantize); `channels_last` concerns the
@@ -382,5 +379,5 @@ def to_onnx(model: nn.Module, path: Path, plan=None, calibration: Optional[np.nd
 
 WRITERS = {"tflite": to_tflite, "onnx": to_onnx}
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "QUANTIZER_ATTRIBUTE", "UNSUPPORTED_IO", "UNSUPPORTED_PRECISIONS",
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "UNSUPPORTED_IO", "UNSUPPORTED_PRECISIONS",
            "UNSUPPORTED_QAT_IO", "WRITERS", "to_onnx", "to_tflite"]

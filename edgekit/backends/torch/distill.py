@@ -6,7 +6,7 @@ Regression: alpha · MSE(t, s) + (1 − alpha) · MSE(y, s). Teachers (or studen
 give probabilities; their logs serve as logits (softmax is invariant to the constant they differ by).
 
     >>> result = distill(artifact, DistillConfig(student={"arch": "cnn_tiny"}), ctx)
-    >>> result.info["details"]["student_params"] < result.info["details"]["teacher_params"]
+    >>> result.details["student_params"] < result.details["teacher_params"]
     True
 
 The teacher is a private clone in eval mode with gradients off, so the artifact's model is untouched.
@@ -159,7 +159,7 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
                "teacher_params": train.param_count(artifact.model)}
     if last:
         details["final_epoch"] = {k: round(float(v), 5) for k, v in last.items() if isinstance(v, (int, float, np.floating))}
-    return artifact.evolve("distill", model=student, info={**artifact.info, "details": details})
+    return artifact.evolve("distill", model=student, details=details)
 
 
 __all__ = ["distill", "distillation_loss", "make_student"]

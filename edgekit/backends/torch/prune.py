@@ -14,7 +14,7 @@ The twin of `backends/keras/prune.py`, with the same report details:
   dense model that is then fine-tuned. The layer producing the model's output is never pruned.
 
     >>> result = prune(artifact, PruneConfig(sparsity=0.8), ctx)
-    >>> result.info["details"]["pruned_layers"]
+    >>> result.details["pruned_layers"]
     ['conv1', 'conv2', 'dense1', 'head']
 
 The input model is cloned first; it is never changed.
@@ -144,8 +144,7 @@ def _magnitude(artifact: Artifact, config, ctx) -> Artifact:
     schedule.finish()
     details = {"structure": config.structure, "target_sparsity": config.sparsity,
                "pruned_layers": [name for name, _ in targets], "left_dense": skipped}
-    info = {**artifact.info, "pruned": config.structure, "details": details}
-    return artifact.evolve("prune", model=model, info=info)
+    return artifact.evolve("prune", model=model, pruned=config.structure, details=details)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +269,7 @@ def _channels(artifact: Artifact, config, ctx) -> Artifact:
                      progress=ctx.progress.task, description="prune channels (fine-tune)")
     details = {"structure": "channels", "target_sparsity": config.sparsity, **removal}
     # A smaller dense model: later stages treat it as unpruned (nothing sparse to preserve).
-    return artifact.evolve("prune", model=model, info={**artifact.info, "details": details})
+    return artifact.evolve("prune", model=model, details=details)
 
 
 STRUCTURES: dict[str, Callable] = {"unstructured": _magnitude, "2:4": _magnitude, "channels": _channels}

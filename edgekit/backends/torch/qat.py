@@ -10,11 +10,11 @@ Steps (torchao's PT2E QAT flow):
    ops between training and inference forms (torchao's `move_exported_model_to_train/eval`, done
    only for the op families present).
 4. `convert_pt2e(prepared, fold_quantize=False)` gives a graph of quantize/dequantize ops that
-   LiteRT-Torch lowers to a full-integer .tflite; the converted module carries the quantizer as
-   `edgekit_quantizer` for `convert.py`.
+   LiteRT-Torch lowers to a full-integer .tflite; the artifact carries the quantizer
+   (`artifact.qat.quantizer`) for the .tflite writer.
 
 The fine-tuned float weights (same parameter names in the prepared graph) are copied into a clone
-of the input module, `info["float_model"]`, which the ONNX exporter quantizes. When the input
+of the input module, `artifact.qat.float_model`, which the ONNX exporter quantizes. When the input
 was pruned, its zeros are re-applied after every step (sparsity-preserving QAT, like TF-MOT's PQAT).
 
 Compatibility: LiteRT-Torch 0.10's conv-BN annotator hands torchao 0.18 a plain function where
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.artifact import Artifact
+from edgekit.artifact import Artifact, QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.torch import train
 from edgekit.backends.torch.compat import nn, torch
@@ -189,7 +189,7 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
         prepared.edgekit_batch = batch
 
     names = dict(prepared.named_parameters())
-    masks = _zero_masks(float_model, set(names)) if artifact.info.get("pruned") else {}
+    masks = _zero_masks(float_model, set(names)) if artifact.pruned else {}
 
     def keep_zeros(model) -> None:
         with torch.no_grad():
@@ -205,7 +205,6 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
     float_model, fine_tuned = float_weights(prepared, float_model)
     converted = allow_train_eval(convert_pt2e(prepared, fold_quantize=False))
     converted.eval()
-    converted.edgekit_quantizer = quantizer
     if batch:
         converted.edgekit_batch = batch
 
@@ -214,8 +213,8 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
     if not fine_tuned:
         details["float_model"] = ("the input model's weights: the QAT graph's parameters could not be matched "
                                   "to it by name, so the ONNX export does not include the fine-tuning")
-    info = {**artifact.info, "quantization_aware": True, "float_model": float_model, "details": details}
-    return artifact.evolve("quantize", model=converted, quantization=config, info=info)
+    return artifact.evolve("quantize", model=converted, plan=config.plan(), details=details,
+                           qat=QuantizationAware(float_model=float_model, quantizer=quantizer))
 
 
 __all__ = ["SCHEME", "allow_train_eval", "export_for_training", "float_weights", "make_quantizer", "qat"]
