@@ -1,20 +1,112 @@
-"""What a shipped file format is: its name, suffix and the runtimes that can run its files."""
+"""What a shipped file format is: its name, suffix, the runtimes that run its files, and the modules
+that write, export, read and inspect it, per framework.
+
+Everything here is plain data: implementation modules are named as "module" or "module:function"
+strings and imported only when used (`load`), so importing the registry stays cheap.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from edgekit.errors import StageError
+
+
+def load(target: str) -> Callable[..., Any]:
+    """The object named by "package.module:attribute", importing the module on first use."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A recipe choice a writer cannot produce, declared beside the writer as data.
+
+    `key` names the choice ("export.sparse", "export.channels_last.false", "qat.io.float32"; see
+    `edgekit.formats.registry.choices`), `setting` is how the user wrote it ("io: float32") and
+    `reason` says why and what to do instead."""
+
+    key: str
+    setting: str
+    reason: str
+
+
+#: Keras writers give channels-last files whatever the format: NCHW cannot be asked of them.
+KERAS_CHANNELS_LAST = Refusal("export.channels_last.false", "export.channels_last: false",
+                              "Keras models are channels-last (NHWC); export.channels_last: false "
+                              "(NCHW) is not possible. Remove the key")
+
+
+@dataclass(frozen=True)
+class Writer:
+    """How one framework's models become files of one format.
+
+    `function` ("module:function") is called as `write(artifact, path, calibration, sparse=False,
+    channels_last=False) -> Path`; `layout` is the layout of the file's image input, and
+    `channels_last_layout` the one with `export.channels_last: true` (None: the same)."""
+
+    function: str
+    layout: str = "nhwc"
+    channels_last_layout: Optional[str] = None
+    refusals: tuple[Refusal, ...] = ()
+
+    def input_layout(self, channels_last: bool) -> str:
+        return self.channels_last_layout if channels_last and self.channels_last_layout else self.layout
+
+    def load(self) -> Callable[..., Any]:
+        return load(self.function)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What the exporters take from the recipe besides the artifact: channels-last float calibration
+    samples, `export.sparse`, `export.channels_last` and the thread count files are checked with."""
+
+    calibration: Any = None
+    sparse: bool = False
+    channels_last: bool = False
+    threads: int = 1
 
 
 @dataclass(frozen=True)
 class Format:
     """A shipped file format. `runtimes` lists the runtimes (names in `edgekit.runtimes`) that can
-    run its files, the default first; evaluation measures a file on every one the recipe names."""
+    run its files, the default first; evaluation measures a file on every one the recipe names.
+
+    `writers`: framework -> Writer. `exporter` ("module:function"): the format's export flow, called
+    as `export(artifact, path, options, written) -> list of warnings` (`written` is this format's own
+    memory across the calls of one run). `reader`: module with `model_files`, `param_count`,
+    `weight_layers` and `is_sparse_encoded` of a file. `inspector` ("module:function"): the
+    format-specific part of `edgekit inspect`; `gpu_check` ("module:function", or "" when the format
+    has none): the GPU delegate verdict. `float_io`: the files keep float32 inputs and outputs
+    whatever the precision plan."""
 
     name: str  # as written in export.formats
     suffix: str  # ".tflite"
     runtimes: tuple[str, ...]
     description: str = ""
+    writers: Mapping[str, Writer] = field(default_factory=dict, hash=False)
+    exporter: str = ""
+    reader: str = ""
+    inspector: str = ""
+    gpu_check: str = ""
+    float_io: bool = False
 
     @property
     def default_runtime(self) -> str:
         return self.runtimes[0]
+
+    def writer(self, framework: str) -> Writer:
+        """The writer of `framework`'s models; StageError when this format has none."""
+        if framework not in self.writers:
+            raise StageError("export", f"{framework} models cannot be exported to {self.name}")
+        return self.writers[framework]
+
+    def io_of(self, plan) -> str:
+        """Type of the inputs and outputs of a file written with `plan` (None: float)."""
+        return "float32" if plan is None or self.float_io else plan.io
+
+    def export(self, artifact, path, options: ExportOptions, written: dict) -> list[str]:
+        return load(self.exporter)(artifact, path, options, written)

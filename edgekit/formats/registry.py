@@ -4,6 +4,8 @@
     ('litert',)
     >>> format_for_path("runs/x/model.onnx").name
     'onnx'
+    >>> [r.key for r in refusals("torch", "tflite", plan_for("int8", "float32", quantization_aware=True))]
+    ['qat.io.float32']
 
 Each format package (`edgekit.formats.tflite`, `edgekit.formats.onnx`) declares one `Format`; code
 outside the format packages asks this registry instead of comparing format names or suffixes.
@@ -13,10 +15,13 @@ Importing it is cheap: a `Format` names its implementation modules, imported whe
 from __future__ import annotations
 
 import difflib
+import importlib
 from pathlib import Path
+from typing import Any, Optional
 
-from edgekit.errors import InputError
-from edgekit.formats.base import Format
+from edgekit.errors import InputError, StageError
+from edgekit.formats.base import Format, Refusal
+from edgekit.precision import Plan, plan_for  # noqa: F401  (plan_for: the doctest above)
 
 
 def _formats() -> dict[str, Format]:
@@ -42,12 +47,17 @@ def get_format(name: str) -> Format:
     return FORMATS[key]
 
 
+def find_format(path: str | Path) -> Optional[Format]:
+    """The format of a model file from its suffix, or None when no format has that suffix."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt in FORMATS.values() if fmt.suffix == suffix), None)
+
+
 def format_for_path(path: str | Path) -> Format:
     """The format of a model file, from its suffix; InputError naming the file otherwise."""
-    suffix = Path(path).suffix.lower()
-    for fmt in FORMATS.values():
-        if fmt.suffix == suffix:
-            return fmt
+    fmt = find_format(path)
+    if fmt is not None:
+        return fmt
     known = " or ".join(f.suffix for f in FORMATS.values())
     raise InputError(f"{path}: cannot tell the model format from the suffix '{Path(path).suffix}' (expected {known})")
 
@@ -62,3 +72,73 @@ def runtime_names() -> tuple[str, ...]:
     for fmt in FORMATS.values():
         seen.update(dict.fromkeys(fmt.runtimes))
     return tuple(seen)
+
+
+def reader_for_path(path: str | Path, refusal: str):
+    """The reader module of a model file's format; InputError `{path}: {refusal} a '<suffix>' file
+    (expected .tflite or .onnx)` when the suffix names no format."""
+    fmt = find_format(path)
+    if fmt is None:
+        known = " or ".join(f.suffix for f in FORMATS.values())
+        raise InputError(f"{path}: {refusal} a '{Path(path).suffix}' file (expected {known})")
+    return importlib.import_module(fmt.reader)
+
+
+# ---- runtimes --------------------------------------------------------------------------------
+
+def runtime_for_format(fmt: str):
+    """The default runtime of format `fmt` ('tflite', 'onnx'; a leading dot is accepted)."""
+    from edgekit.runtimes import get_runtime
+
+    return get_runtime(get_format(fmt).default_runtime)
+
+
+def runtime_for_path(path: str | Path):
+    """The default runtime for a model file, chosen by its suffix (.tflite -> litert, .onnx -> onnxruntime)."""
+    from edgekit.runtimes import get_runtime
+
+    return get_runtime(format_for_path(path).default_runtime)
+
+
+def runtimes_description() -> str:
+    """`litert runs .tflite, onnxruntime runs .onnx`: which runtime runs which files, for messages."""
+    return ", ".join(f"{runtime} runs {fmt.suffix}" for fmt in FORMATS.values() for runtime in fmt.runtimes)
+
+
+# ---- what a writer cannot produce ------------------------------------------------------------
+
+def frameworks_of(fmt_name: str) -> tuple[str, ...]:
+    """The frameworks whose models can be written as `fmt_name`."""
+    return tuple(get_format(fmt_name).writers)
+
+
+def choices(plan: Optional[Plan] = None, options: Any = None) -> list[str]:
+    """The refusable recipe choices made by `plan` and `options`, as `Refusal.key`s.
+
+    `options` is anything with `sparse` and `channels_last` attributes (the recipe's `export:`
+    section) or None; `channels_last` None means "not given", which nothing refuses."""
+    made = []
+    if options is not None and getattr(options, "sparse", False):
+        made.append("export.sparse")
+    if options is not None and getattr(options, "channels_last", None) is False:
+        made.append("export.channels_last.false")
+    if plan is not None and plan.quantization_aware:
+        made.append(f"qat.io.{plan.io}")
+    return made
+
+
+def refusals(framework: str, fmt_name: str, plan: Optional[Plan] = None, options: Any = None) -> list[Refusal]:
+    """What the `framework` writer of `fmt_name` refuses of `plan` and `options`, in the order of
+    `choices`; empty when it can produce them (or when no such writer exists)."""
+    writer = get_format(fmt_name).writers.get(framework)
+    if writer is None:
+        return []
+    declared = {refusal.key: refusal for refusal in writer.refusals}
+    return [declared[key] for key in choices(plan, options) if key in declared]
+
+
+def check_plan(framework: str, fmt_name: str, plan: Optional[Plan]) -> None:
+    """StageError at export time for a plan the writer refuses (validation refuses it earlier)."""
+    for refusal in refusals(framework, fmt_name, plan):
+        raise StageError("export", f"{refusal.setting} for a {framework} {get_format(fmt_name).suffix}: "
+                                   f"{refusal.reason}")

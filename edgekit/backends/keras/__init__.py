@@ -10,7 +10,7 @@ import numpy as np
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import channels, cluster, convert, distill, loading, prune, qat, train, zoo
+from edgekit.backends.keras import channels, cluster, distill, loading, prune, qat, train, zoo
 
 
 def _shape(shape) -> list:
@@ -68,11 +68,6 @@ class KerasBackend(TrainModuleBackend):
             )
         check_labels_fit(dataset, model.output_shape[-1], task, where)
 
-    def export(self, artifact, fmt: str, path: Path, calibration: Optional[np.ndarray] = None,
-               sparse: bool = False, channels_last: bool = True) -> Path:
-        """Keras models are channels-last already: `channels_last` changes nothing."""
-        return convert.WRITERS[fmt](artifact.model, path, artifact.plan, calibration, sparse)
-
     def save_cached(self, model, directory: Path) -> None:
         """Save for the stage cache: HDF5, the one format that also round-trips TF-MOT QAT models."""
         import warnings
@@ -90,9 +85,6 @@ class KerasBackend(TrainModuleBackend):
             with tfmot().quantization.keras.quantize_scope():
                 return keras.models.load_model(path, compile=False)
         return keras.models.load_model(path, compile=False)
-
-    def input_layout(self, fmt: str, channels_last: bool) -> str:
-        return "nhwc"
 
     def qat_state(self, float_model=None) -> QuantizationAware:
         """A TF-MOT QAT model needs nothing beside itself: its exporters read the fake-quant ranges."""

@@ -15,7 +15,7 @@ import numpy as np
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.torch import convert, distill, loading, prune, qat, train, zoo
+from edgekit.backends.torch import distill, loading, prune, qat, train, zoo
 from edgekit.backends.torch.compat import torch
 from edgekit.backends.torch.layout import model_shape, to_nchw
 
@@ -93,15 +93,6 @@ class TorchBackend(TrainModuleBackend):
         the fine-tuned float weights ONNX Runtime quantizes."""
         return QuantizationAware(float_model=float_model, quantizer=qat.make_quantizer())
 
-    def input_layout(self, fmt: str, channels_last: bool) -> str:
-        """Layout of the exported file's image input: torch's NCHW, or NHWC for a channels-last .tflite."""
-        return "nhwc" if fmt == "tflite" and channels_last else "nchw"
-
-    def export(self, artifact, fmt: str, path: Path, calibration: Optional[np.ndarray] = None,
-               sparse: bool = False, channels_last: bool = False) -> Path:
-        quantizer = artifact.qat.quantizer if artifact.qat is not None else None
-        return convert.WRITERS[fmt](artifact.model, Path(path), artifact.plan, calibration,
-                                    channels_last=channels_last, quantizer=quantizer)
 
 
 BACKEND = TorchBackend()

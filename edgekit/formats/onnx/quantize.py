@@ -1,4 +1,4 @@
-"""Quantize a float .onnx with ONNX Runtime, following the recipe's quantization plan.
+"""Quantize a float .onnx with ONNX Runtime, following the precision plan (`PLANS`, by plan class).
 
 - int8: static QDQ quantization (int8 weights and activations), calibrated with MinMax on the same
   calibration samples the .tflite used, per-channel weights unless `per_channel: false`.
@@ -14,10 +14,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edgekit.errors import StageError
+from edgekit.precision import Dynamic, Float16, Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 
@@ -74,14 +76,17 @@ def _float16(source: Path, target: Path, plan, calibration: np.ndarray) -> None:
     onnx.save(model, str(target))
 
 
-QUANTIZERS = {"int8": _int8, "dynamic": _dynamic, "float16": _float16}
+#: plan class -> ONNX Runtime quantization realizing it (the same for every framework's float file)
+PLANS: dict[type[Plan], Callable[[Path, Path, Plan, np.ndarray], None]] = {
+    Int8: _int8, Dynamic: _dynamic, Float16: _float16,
+}
 
 
 def quantize_onnx(source: Path, target: Path, plan, calibration: np.ndarray) -> Path:
     """Write the quantized form of the float model `source` to `target`."""
     try:
         with native_stderr_silenced():
-            QUANTIZERS[plan.precision](Path(source), Path(target), plan, calibration)
+            PLANS[type(plan)](Path(source), Path(target), plan, calibration)
     except StageError:
         raise
     except Exception as exc:

@@ -1,0 +1,243 @@
+"""PyTorch -> .tflite with LiteRT-Torch, quantized as the artifact's precision plan says.
+
+`PLANS` is the realization table, plan class -> conversion (None: float32):
+- int8, io int8: PT2E post-training quantization (LiteRT-Torch's PT2EQuantizer, symmetric int8 weights,
+  per-channel unless `per_channel: false`, HistogramObserver activations calibrated on every
+  calibration sample), then `litert_torch.convert(..., quant_config=QuantConfig(pt2e_quantizer=...))`.
+  LiteRT-Torch always folds the edge QUANTIZE/DEQUANTIZE into the model's inputs and outputs, so
+  this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
+- int8, io float32 | uint8: the float .tflite is quantized with AI Edge Quantizer (the quantizer
+  LiteRT-Torch itself uses for its recipes; static int8, per-channel unless `per_channel: false`,
+  activation ranges the min/max over every calibration sample),
+  whose recipe can leave the model's INPUT/OUTPUT tensors float (QUANTIZE/DEQUANTIZE at the edges)
+  or make them uint8 (QUANTIZE uint8<->int8 at the edges), as TF's converter does for Keras.
+- dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at run
+  time (TFLite hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
+- float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute and I/O).
+- quantization-aware models (a convert_pt2e'd module, passed with the PT2EQuantizer it was trained
+  with, `artifact.qat.quantizer`) are converted with that quantizer and no further calibration; LiteRT-Torch
+  gives them int8 inputs and outputs only (the refusals declared in `edgekit.formats.tflite`).
+
+`calibration` holds channels-last (NHWC) float samples; the first one is the example input that
+fixes the .tflite's shapes. LiteRT-Torch cannot lower a dynamic batch through a flatten/view, so the
+.tflite has a fixed batch (1, or the batch a torch.export teacher was specialised to), and LiteRT
+cannot resize it (the RESHAPE targets are constants): runtimes feed it one sample at a time.
+`channels_last=True` wraps the model in `litert_torch.to_channel_last_io` so the .tflite takes NHWC
+images (the transpose is folded into the graph); it applies to 4-D image inputs only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edgekit.backends.torch import conversion
+from edgekit.backends.torch.compat import nn, torch
+from edgekit.backends.torch.conversion import batches as _batches
+from edgekit.backends.torch.train import set_mode, static_batch
+from edgekit.errors import StageError
+from edgekit.formats.registry import check_plan
+from edgekit.precision import Dynamic, Float16, Int8, Plan
+from edgekit.quiet import debugging
+
+CALIBRATION_BATCH = 32  # samples per PT2E calibration call when the batch dimension can be dynamic
+
+
+def _litert_torch():
+    if not debugging():
+        os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    with conversion.quiet():
+        import litert_torch
+    return litert_torch
+
+
+def _calibration_graph(model: nn.Module, example, batch: int):
+    """The exported graph PT2E observes and the batch to feed it: a dynamic batch when torch.export
+    allows one (calibrating 32 samples a call is several times faster than one at a time), else
+    the example's fixed batch. LiteRT-Torch re-exports the converted module with the example's shape."""
+    if static_batch(model) is None:
+        pair = torch.cat([example, example])
+        dims = {0: torch.export.Dim("batch", min=1, max=1 << 16)}
+        for shapes in (({0: dims[0]},), ((dims,),)):  # forward(x) | forward(*args) (channels-last wrapper)
+            try:
+                return torch.export.export(model, (pair,), dynamic_shapes=shapes).module(), CALIBRATION_BATCH
+            except Exception:
+                continue
+    return torch.export.export(model, (example,)).module(), batch
+
+
+def _pt2e(model: nn.Module, example, samples: np.ndarray, per_channel: bool, dynamic: bool, batch: int):
+    """PT2E post-training quantization: (the convert_pt2e'd module, its PT2EQuantizer)."""
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = pq.PT2EQuantizer().set_global(
+        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    if dynamic:  # no activation observers: one pass sets the weight observers
+        graph, chunks = torch.export.export(model, (example,)).module(), [example.numpy()]
+    else:  # every sample calibrates the activation ranges
+        graph, step = _calibration_graph(model, example, batch)
+        if step == batch:
+            chunks = _batches(samples, step)
+        else:
+            chunks = (samples[i:i + step] for i in range(0, len(samples), step))
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for chunk in chunks:
+            prepared(torch.from_numpy(np.ascontiguousarray(chunk)))
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    set_mode(converted, False)
+    return converted, quantizer
+
+
+def _edge_recipe(plan):
+    """AI Edge Quantizer recipe manager: static int8 everywhere, `plan.io` on the model's inputs/outputs."""
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    ops = qtyping.TFLOperationName
+    granularity = qtyping.QuantGranularity.CHANNELWISE if plan.per_channel else qtyping.QuantGranularity.TENSORWISE
+    manager = recipe_manager.RecipeManager()
+    manager.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8,
+                              weight_granularity=granularity)
+    if plan.io == "float32":
+        for op in (ops.INPUT, ops.OUTPUT):
+            manager.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    elif plan.io == "uint8":
+        edge = qtyping.OpQuantizationConfig(
+            activation_tensor_config=qtyping.TensorQuantizationConfig(
+                num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
+            weight_tensor_config=qtyping.TensorQuantizationConfig(
+                num_bits=8, symmetric=True, granularity=granularity),
+            compute_precision=qtyping.ComputePrecision.INTEGER, explicit_dequantize=False)
+        for op in (ops.INPUT, ops.OUTPUT):
+            manager.add_quantization_config(".*", op, op_config=edge)
+    return manager
+
+
+def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, plan) -> bytes:
+    """Full-integer quantization of a float .tflite with AI Edge Quantizer, calibrated on `samples`.
+
+    The ranges are the plain min/max over all samples: the quantizer's default moving average of
+    per-sample extremes (factor 0.95) clips the activations of a batch-1 model badly."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import calibrator, quantizer
+    from ai_edge_quantizer.utils import qsv_utils
+
+    signatures = Interpreter(model_content=float_tflite).get_signature_list()
+    key = next(iter(signatures))
+    name = signatures[key]["inputs"][0]
+    manager = _edge_recipe(plan)
+    ranges = calibrator.Calibrator(float_tflite, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+    ranges.calibrate({key: [{name: chunk} for chunk in _batches(samples, batch)]}, manager)
+    engine = quantizer.Quantizer(bytearray(float_tflite), manager.get_quantization_recipe())
+    result = engine.quantize(ranges.get_model_qsvs(), enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+class _Conversion:
+    """One model on its way to .tflite: the module to convert (channels-last wrapped when asked), its
+    example input, the calibration samples and the batch the file will have."""
+
+    def __init__(self, model: nn.Module, samples: np.ndarray, channels_last: bool):
+        self.litert_torch = _litert_torch()
+        self.samples = samples
+        self.batch = static_batch(model) or 1
+        self.example = conversion.example(model, samples)
+        wrap = channels_last and samples.ndim == 4
+        traced = self.example.permute(0, 3, 1, 2).contiguous() if wrap else self.example  # traced in NCHW
+        self.module = conversion.exportable(model, traced)
+        if wrap:
+            self.module = self.litert_torch.to_channel_last_io(self.module, args=[0])
+            self.module.training = False  # in eval mode already; .eval() would recurse into exported graphs
+
+    def convert(self, module=None, quant_config=None) -> bytes:
+        module = self.module if module is None else module
+        return bytes(self.litert_torch.convert(module, (self.example,), quant_config=quant_config).model_content())
+
+    def with_quantizer(self, module, quantizer) -> bytes:
+        from litert_torch.quantize.quant_config import QuantConfig
+
+        return self.convert(module, QuantConfig(pt2e_quantizer=quantizer))
+
+
+def _float32(c: _Conversion, plan: Optional[Plan]) -> bytes:
+    return c.convert()
+
+
+def _float16(c: _Conversion, plan: Plan) -> bytes:
+    from litert_torch.generative.quantize import quant_recipes
+
+    return c.convert(quant_config=quant_recipes.full_fp16_recipe())
+
+
+def _dynamic(c: _Conversion, plan: Plan) -> bytes:
+    converted, quantizer = _pt2e(c.module, c.example, c.samples, plan.per_channel, True, c.batch)
+    return c.with_quantizer(converted, quantizer)
+
+
+def _int8(c: _Conversion, plan: Plan) -> bytes:
+    """PT2E for int8 I/O (LiteRT-Torch folds the edge QUANTIZE/DEQUANTIZE into int8 inputs and
+    outputs), AI Edge Quantizer on the float file for float32 / uint8 I/O."""
+    if plan.io == "int8":
+        converted, quantizer = _pt2e(c.module, c.example, c.samples, plan.per_channel, False, c.batch)
+        return c.with_quantizer(converted, quantizer)
+    return _edge_quantize(c.convert(), c.samples, c.batch, plan)
+
+
+#: plan class (None: float32) -> conversion realizing it (post-training; QAT models bring their quantizer)
+PLANS: dict[Optional[type[Plan]], Callable[[_Conversion, Optional[Plan]], bytes]] = {
+    None: _float32, Int8: _int8, Dynamic: _dynamic, Float16: _float16,
+}
+
+
+def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
+    if plan is None:
+        return
+    if plan.quantization_aware and quantizer is None:
+        raise StageError("export", f"quantize.method: qat, but '{type(model).__name__}' comes with no trained "
+                                   "quantizer; post-training quantization would not be what the recipe asked for")
+    check_plan("torch", "tflite", plan)
+    if type(plan) not in PLANS:
+        raise StageError("export", f"precision: {plan.precision} cannot be written to a torch .tflite")
+
+
+def _tflite_bytes(model: nn.Module, plan: Optional[Plan], samples: np.ndarray, channels_last: bool, quantizer) -> bytes:
+    c = _Conversion(model, samples, channels_last)
+    if quantizer is not None:  # quantization-aware: the trained quantization, no calibration
+        return c.with_quantizer(c.module, quantizer)
+    return PLANS[type(plan) if plan is not None else None](c, plan)
+
+
+def to_tflite(model: nn.Module, path: Path, plan: Optional[Plan] = None, calibration: Optional[np.ndarray] = None,
+              channels_last: bool = False, quantizer=None) -> Path:
+    """Convert `model` with LiteRT-Torch, quantized as `plan` says, and write `path`. A
+    quantization-aware model comes with the PT2E `quantizer` it was trained with."""
+    _check_plan(model, plan, quantizer)
+    needs_samples = isinstance(plan, Int8) and quantizer is None
+    if needs_samples and (calibration is None or not len(calibration)):
+        raise StageError("export", "int8 quantization needs calibration samples (data.calibration_samples)")
+    samples = conversion.samples(model, calibration, channels_last)
+    what = "float32" if plan is None else plan.precision
+    if quantizer is not None:
+        what = "quantization-aware int8"
+    try:
+        with conversion.eval_mode(model), conversion.quiet():
+            content = _tflite_bytes(model, plan, samples, channels_last, quantizer)
+    except StageError:
+        raise
+    except Exception as exc:  # torch.export, PT2E, the MLIR lowering and the quantizer raise many types
+        raise conversion.failure(f"LiteRT-Torch {what} conversion of '{type(model).__name__}' to .tflite", exc) from exc
+    Path(path).write_bytes(content)
+    return Path(path)
+
+
+def write(artifact, path: Path, calibration: Optional[np.ndarray] = None, sparse: bool = False,
+          channels_last: bool = False) -> Path:
+    """The torch writer of .tflite files: the trained quantizer of a quantization-aware artifact is
+    `artifact.qat.quantizer`. `sparse` is refused for torch when the recipe is validated."""
+    quantizer = artifact.qat.quantizer if artifact.qat is not None else None
+    return to_tflite(artifact.model, Path(path), artifact.plan, calibration, channels_last=channels_last,
+                     quantizer=quantizer)
