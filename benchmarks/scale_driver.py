@@ -51,7 +51,7 @@ def _batch(rng, n: int, shape: list[int]):
 def stream(model: Path, n: int, seed: int = 0) -> dict:
     import numpy as np
 
-    from edgekit.runtimes import runtime_for_path
+    from edgekit.formats.registry import runtime_for_path
 
     session = runtime_for_path(model).open(model, threads=1)
     shape = [d if d > 0 else 1 for d in session.input.shape[1:]]
@@ -79,7 +79,7 @@ def materialise(model: Path, n: int, seed: int = 0) -> dict:
     import numpy as np
 
     from edgekit.evaluate import measure_file
-    from edgekit.runtimes import runtime_for_path
+    from edgekit.formats.registry import runtime_for_path
 
     session = runtime_for_path(model).open(model, threads=1)
     shape = [d if d > 0 else 1 for d in session.input.shape[1:]]

@@ -158,13 +158,14 @@ def _check_settings(threads: int, warmup: int, runs: int, batch: int) -> None:
 
 
 def _open(path: str | Path, runtime: Optional[str], threads: int):
-    from edgekit.runtimes import FORMAT_RUNTIME, get_runtime, runtime_for_path
+    from edgekit.formats.registry import find_format, runtime_for_path
+    from edgekit.runtimes import get_runtime
 
     rt = get_runtime(runtime) if runtime else runtime_for_path(path)
-    fmt = Path(path).suffix.lower().lstrip(".")
-    if fmt in FORMAT_RUNTIME and FORMAT_RUNTIME[fmt] != rt.name:
-        raise InputError(f"{path}: runtime '{rt.name}' runs .{rt.file_format} files, not .{fmt}; "
-                         f"use --runtime {FORMAT_RUNTIME[fmt]} or leave --runtime out")
+    fmt = find_format(path)
+    if fmt is not None and rt.name not in fmt.runtimes:
+        raise InputError(f"{path}: runtime '{rt.name}' runs .{rt.file_format} files, not .{fmt.name}; "
+                         f"use --runtime {fmt.default_runtime} or leave --runtime out")
     return rt.open(path, threads=threads)
 
 

@@ -8,7 +8,6 @@
 from edgekit.recipe.loading import apply_override, load_recipe, parse_recipe, resolved_yaml
 from edgekit.recipe.models import (
     ARCHS,
-    RUNTIME_OF_FORMAT,
     STAGE_CONFIGS,
     BuildConfig,
     ClusterConfig,
@@ -30,7 +29,7 @@ from edgekit.recipe.models import (
 )
 
 __all__ = [
-    "ARCHS", "RUNTIME_OF_FORMAT", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
+    "ARCHS", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
     "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "LatencyConfig", "PruneConfig",
     "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TrainConfig",
     "apply_override", "load_recipe", "parse_recipe", "resolved_yaml",

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from edgekit.formats import registry as format_registry
 from edgekit.precision import Plan, plan_for
 from edgekit.sizes import parse_size
 
@@ -36,6 +37,8 @@ Arch = Literal["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v
 Framework = Literal["keras", "torch"]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(int)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+FormatName = Literal[tuple(format_registry.FORMATS)]  # export.formats values, from the format registry
+RuntimeName = Literal[format_registry.runtime_names()]  # evaluate.runtimes values
 
 
 class Strict(BaseModel):
@@ -267,7 +270,7 @@ class Stage(Strict):
 
 
 class ExportConfig(Strict):
-    formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
+    formats: list[FormatName] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
     sparse: bool = False
     bundle: bool = True
     channels_last: Optional[bool] = None  # None: the framework's own layout; true: NHWC .tflite (torch)
@@ -287,11 +290,8 @@ class LatencyConfig(Strict):
     batch: Annotated[int, Field(gt=0)] = 1
 
 
-RUNTIME_OF_FORMAT = {"tflite": "litert", "onnx": "onnxruntime"}
-
-
 class EvaluateConfig(Strict):
-    runtimes: Optional[list[Literal["litert", "onnxruntime"]]] = None
+    runtimes: Optional[list[RuntimeName]] = None
     latency: LatencyConfig = LatencyConfig()
 
 
@@ -321,14 +321,15 @@ class Recipe(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Recipe":
-        exported = {RUNTIME_OF_FORMAT[f] for f in self.export.formats}
+        formats = [format_registry.get_format(f) for f in self.export.formats]
+        exported = {runtime for fmt in formats for runtime in fmt.runtimes}
         if self.evaluate.runtimes is None:
-            self.evaluate.runtimes = [RUNTIME_OF_FORMAT[f] for f in self.export.formats]
+            self.evaluate.runtimes = [fmt.default_runtime for fmt in formats]
         missing = [r for r in self.evaluate.runtimes if r not in exported]
         if missing:
             raise ValueError(
                 f"evaluate.runtimes lists {missing} but export.formats {self.export.formats} makes no file for it "
-                "(litert runs .tflite, onnxruntime runs .onnx)"
+                f"({format_registry.runtimes_description()})"
             )
         if self.gates.max_latency_ms is not None and "litert" not in self.evaluate.runtimes:
             raise ValueError("gates.max_latency_ms is the p50 on LiteRT: it needs tflite in export.formats")

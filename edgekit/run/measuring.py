@@ -1,16 +1,17 @@
-"""Measure the teacher in its framework and every exported file on its runtime, on one test set.
+"""Measure the teacher in its framework and every exported file on its runtimes, on one test set.
 
-The teacher's outputs are the reference for agreement. Files whose runtime is not listed in
-`evaluate.runtimes` still get their size and parameter count, but no accuracy or latency.
+The teacher's outputs are the reference for agreement. A file is measured on every runtime of its
+format (`edgekit.formats.registry`) that `evaluate.runtimes` names, one report entry each; a file
+none of whose runtimes is named still gets its size and parameter count, but no accuracy or latency.
 """
 
 from __future__ import annotations
 
 from edgekit.evaluate import classification_metrics, measure_file, regression_metrics
 from edgekit.formats.files import file_size, is_sparse_encoded, param_count, weight_sparsity
+from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
 from edgekit.progress import to_absolute
-from edgekit.recipe import RUNTIME_OF_FORMAT
 
 METRICS = {"classification": classification_metrics, "regression": regression_metrics}
 
@@ -31,31 +32,39 @@ def measure_teacher(teacher, ctx) -> tuple[dict, "object"]:
 
 
 def measure_exports(exports, reference, ctx) -> list[dict]:
-    data, recipe = ctx.dataset, ctx.recipe
-    latency = recipe.evaluate.latency
     entries = []
     for export in exports:
-        runtime = RUNTIME_OF_FORMAT[export.fmt]
-        name = export.path.name
-        base = {"name": name, "role": export.role, "format": export.fmt, "runtime": runtime,
+        fmt = get_format(export.fmt)
+        runtimes = [runtime for runtime in fmt.runtimes if runtime in ctx.recipe.evaluate.runtimes]
+        base = {"name": export.path.name, "role": export.role, "format": export.fmt,
+                "runtime": runtimes[0] if runtimes else fmt.default_runtime,
                 "precision": export.precision, "io_type": export.io, "layout": export.layout}
-        if runtime not in recipe.evaluate.runtimes:
+        if not runtimes:
             entries.append({**base, **file_size(export.path), "params": param_count(export.path),
                             "runtime": None, "latency_ms": None, **_sparsity(export.path)})
-            continue
-        with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
-            with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance, \
-                    ctx.progress.task(f"latency {name}", latency.runs) as timed:
-                figures = measure_file(
-                    export.path, runtime, to_layout(data.x_test, export.layout), data.y_test, recipe.task,
-                    reference=reference,
-                    latency_cfg={"warmup": latency.warmup, "runs": latency.runs, "batch": latency.batch},
-                    threads=latency.threads, progress=to_absolute(advance), latency_progress=to_absolute(timed),
-                )
-            figures.pop("_predictions", None)
-            record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
-        entries.append({**base, **figures, **_sparsity(export.path)})
+        for runtime in runtimes:
+            entries.append({**base, "runtime": runtime, **_measure(export, runtime, reference, ctx),
+                            **_sparsity(export.path)})
     return entries
+
+
+def _measure(export, runtime: str, reference, ctx) -> dict:
+    """The file's figures on `runtime`: size, accuracy / MAE, agreement with the teacher, latency."""
+    data, recipe = ctx.dataset, ctx.recipe
+    latency = recipe.evaluate.latency
+    name = export.path.name
+    with ctx.stage(f"evaluate {name}", f"on {runtime}, {len(data.x_test)} samples") as record:
+        with ctx.progress.task(f"evaluate {name}", len(data.x_test)) as advance, \
+                ctx.progress.task(f"latency {name}", latency.runs) as timed:
+            figures = measure_file(
+                export.path, runtime, to_layout(data.x_test, export.layout), data.y_test, recipe.task,
+                reference=reference,
+                latency_cfg={"warmup": latency.warmup, "runs": latency.runs, "batch": latency.batch},
+                threads=latency.threads, progress=to_absolute(advance), latency_progress=to_absolute(timed),
+            )
+        figures.pop("_predictions", None)
+        record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
+    return figures
 
 
 def _sparsity(path) -> dict:

@@ -1,17 +1,16 @@
-"""Deployment runtimes, looked up by name or by file format.
+"""Deployment runtimes, looked up by name.
 
-    session = get_runtime("litert").open("model.tflite")
-    session = runtime_for_format("onnx").open("model.onnx", threads=2)
+    session = get_runtime("litert").open("model.tflite", threads=2)
 
-Dispatch goes through the two tables below (DESIGN.md: registries, not if-ladders). Importing this
-package is cheap: each runtime module imports its library (ai_edge_litert, onnxruntime) only when a
-file is opened.
+Dispatch goes through the table below (DESIGN.md: registries, not if-ladders); which runtimes run
+which file format is the format registry's to say (`edgekit.formats.registry.runtime_for_path`).
+Importing this package is cheap: each runtime module imports its library (ai_edge_litert,
+onnxruntime) only when a file is opened.
 """
 
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Callable
 
 from edgekit.errors import InputError
@@ -23,12 +22,6 @@ from edgekit.runtimes.onnxruntime import OnnxRuntime
 RUNTIMES: dict[str, Callable[[], Runtime]] = {
     "litert": LiteRTRuntime,
     "onnxruntime": OnnxRuntime,
-}
-
-#: file format (export.formats, file suffix without the dot) -> runtime name
-FORMAT_RUNTIME: dict[str, str] = {
-    "tflite": "litert",
-    "onnx": "onnxruntime",
 }
 
 
@@ -47,22 +40,4 @@ def get_runtime(name: str) -> Runtime:
     return factory()
 
 
-def runtime_for_format(fmt: str) -> Runtime:
-    """The runtime that runs files of format `fmt` ('tflite', 'onnx'; a leading dot is accepted)."""
-    key = str(fmt).lower().lstrip(".")
-    if key not in FORMAT_RUNTIME:
-        raise _unknown("model format", key, sorted(FORMAT_RUNTIME))
-    return get_runtime(FORMAT_RUNTIME[key])
-
-
-def runtime_for_path(path: str | Path) -> Runtime:
-    """The runtime for a model file, chosen by its suffix (.tflite -> litert, .onnx -> onnxruntime)."""
-    suffix = Path(path).suffix
-    if suffix.lower().lstrip(".") not in FORMAT_RUNTIME:
-        raise InputError(f"{path}: cannot tell the model format from the suffix '{suffix}' "
-                         "(expected .tflite or .onnx)")
-    return runtime_for_format(suffix)
-
-
-__all__ = ["RUNTIMES", "FORMAT_RUNTIME", "Runtime", "Session", "TensorInfo",
-           "get_runtime", "runtime_for_format", "runtime_for_path"]
+__all__ = ["RUNTIMES", "Runtime", "Session", "TensorInfo", "get_runtime"]

@@ -413,7 +413,7 @@ def test_analyzer_report_parsing():
 def test_without_tensorflow_the_gpu_check_says_why(monkeypatch):
     import importlib.util
 
-    from edgekit.formats import inspect as inspect_module
+    from edgekit.formats.tflite import gpu as inspect_module
 
     path = shared_model("tflm/hello_world_float.tflite")
     real = importlib.util.find_spec

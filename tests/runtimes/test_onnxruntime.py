@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from edgekit.errors import InputError  # noqa: E402
 from edgekit.evaluate import measure_file  # noqa: E402
 from edgekit.formats.files import file_size, model_files, param_count  # noqa: E402
-from edgekit.runtimes import RUNTIMES, get_runtime, runtime_for_format, runtime_for_path  # noqa: E402
+from edgekit.formats.registry import runtime_for_format, runtime_for_path  # noqa: E402
+from edgekit.runtimes import RUNTIMES, get_runtime  # noqa: E402
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3)).astype(np.float32)

@@ -40,7 +40,7 @@ import math
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.formats.files import _graphs, _load_onnx
+from edgekit.formats.onnx.reader import _graphs, _load_onnx
 
 _FLOAT = {"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"}
 _QUANT_WEIGHT = {"INT8", "UINT8", "INT4", "UINT4", "INT16", "UINT16"}
