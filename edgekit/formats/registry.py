@@ -4,12 +4,15 @@
     ('litert',)
     >>> format_for_path("runs/x/model.onnx").name
     'onnx'
+    >>> from edgekit.precision import plan_for
     >>> [r.key for r in refusals("torch", "tflite", plan_for("int8", "float32", quantization_aware=True))]
     ['qat.io.float32']
 
 Each format package (`edgekit.formats.tflite`, `edgekit.formats.onnx`) declares one `Format`; code
-outside the format packages asks this registry instead of comparing format names or suffixes.
-Importing it is cheap: a `Format` names its implementation modules, imported when used.
+outside the format packages asks this registry instead of comparing format names or suffixes: which
+runtimes run a file, which reader reads it, which writer writes a framework's models and what that
+writer refuses (`refusals`, read when a recipe is validated). Importing it is cheap: a `Format` names
+its implementation modules, imported when used.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Optional
 
 from edgekit.errors import InputError, StageError
 from edgekit.formats.base import Format, Refusal
-from edgekit.precision import Plan, plan_for  # noqa: F401  (plan_for: the doctest above)
+from edgekit.precision import Plan
 
 
 def _formats() -> dict[str, Format]:

@@ -270,7 +270,7 @@ class Stage(Strict):
 
 
 class ExportConfig(Strict):
-    formats: list[FormatName] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
+    formats: list[FormatName] = Field(default_factory=lambda: list(format_registry.FORMATS), min_length=1)
     sparse: bool = False
     bundle: bool = True
     channels_last: Optional[bool] = None  # None: the framework's own layout; true: NHWC .tflite (torch)

@@ -9,6 +9,7 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
+from edgekit.formats.registry import get_format
 from edgekit.errors import InputError
 from edgekit.recipe import QuantizeConfig
 from edgekit.runtimes import get_runtime
@@ -16,6 +17,11 @@ from edgekit.zoo import ARCHITECTURES
 from tests.helpers import band_dataset
 
 keras_backend = get_backend("keras")
+
+
+def export(artifact, fmt, path, calibration=None):
+    """Write `artifact` as `fmt` with the Keras writer of that format."""
+    return get_format(fmt).writer("keras").load()(artifact, path, calibration)
 
 
 def _dataset(n=240, shape=(8, 8, 1), classes=3, seed=0) -> Dataset:
@@ -94,7 +100,7 @@ def test_directory_without_saved_model_is_refused(tmp_path):
 ])
 def test_tflite_export_honours_the_plan_and_runs(trained, tmp_path, precision, io, dtype):
     data, model = trained
-    path = keras_backend.export(Artifact("keras", model, plan=QuantizeConfig(precision=precision, io=io).plan()),
+    path = export(Artifact("keras", model, plan=QuantizeConfig(precision=precision, io=io).plan()),
                                 "tflite", tmp_path / "m.tflite", data.x_calib)
     session = get_runtime("litert").open(path)
     assert session.inputs[0].dtype == dtype
@@ -106,9 +112,9 @@ def test_tflite_export_honours_the_plan_and_runs(trained, tmp_path, precision, i
 def test_int8_tflite_is_much_smaller_than_float(trained, tmp_path):
     data, _ = trained
     model = keras_backend.build("mlp", 2.0, data.input_shape, 3, "classification", seed=0)  # ~50k weights
-    float_path = keras_backend.export(Artifact("keras", model), "tflite", tmp_path / "f.tflite")
+    float_path = export(Artifact("keras", model), "tflite", tmp_path / "f.tflite")
     int8 = Artifact("keras", model, plan=QuantizeConfig().plan())
-    int8_path = keras_backend.export(int8, "tflite", tmp_path / "q.tflite", data.x_calib)
+    int8_path = export(int8, "tflite", tmp_path / "q.tflite", data.x_calib)
     assert int8_path.stat().st_size < 0.3 * float_path.stat().st_size
 
 
@@ -118,7 +124,7 @@ def test_onnx_export_and_ort_int8_quantization(trained, tmp_path):
     from edgekit.formats.onnx.quantize import quantize_onnx
 
     data, model = trained
-    float_path = keras_backend.export(Artifact("keras", model), "onnx", tmp_path / "f.onnx")
+    float_path = export(Artifact("keras", model), "onnx", tmp_path / "f.onnx")
     int8_path = quantize_onnx(float_path, tmp_path / "q.onnx", QuantizeConfig().plan(), data.x_calib)
     ops = {node.op_type for node in onnx.load(str(int8_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -134,7 +140,7 @@ def test_int8_export_without_calibration_is_a_stage_error(trained, tmp_path):
 
     _, model = trained
     with pytest.raises(StageError, match="calibration"):
-        keras_backend.export(Artifact("keras", model, plan=QuantizeConfig().plan()), "tflite", tmp_path / "m.tflite",
+        export(Artifact("keras", model, plan=QuantizeConfig().plan()), "tflite", tmp_path / "m.tflite",
                              None)
 
 

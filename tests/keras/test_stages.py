@@ -9,12 +9,18 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
+from edgekit.formats.registry import get_format
 from edgekit.run.pipeline import RunContext
 from edgekit.recipe import ClusterConfig, DistillConfig, PruneConfig, QuantizeConfig, parse_recipe
 from edgekit.stages import STAGES
 from tests.helpers import band_dataset
 
 keras_backend = get_backend("keras")
+
+
+def export(artifact, fmt, path, calibration=None):
+    """Write `artifact` as `fmt` with the Keras writer of that format."""
+    return get_format(fmt).writer("keras").load()(artifact, path, calibration)
 
 
 def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
@@ -151,11 +157,11 @@ def test_qat_picks_the_preserving_scheme_and_exports_full_integer(teacher, tmp_p
     config = QuantizeConfig(method="qat", epochs=1)
     result = STAGES["quantize.qat"](art, config, ctx)
     assert result.details["scheme"].startswith(scheme)
-    path = keras_backend.export(result, "tflite", tmp_path / "q.tflite", data.x_calib)
+    path = export(result, "tflite", tmp_path / "q.tflite", data.x_calib)
     session = get_runtime("litert").open(path)
     assert session.inputs[0].dtype == "int8" and session.outputs[0].dtype == "int8"
     assert (session.predict(data.x_test).argmax(1) == data.y_test).mean() >= 0.85
-    onnx_path = keras_backend.export(result, "onnx", tmp_path / "q.onnx", data.x_calib)
+    onnx_path = export(result, "onnx", tmp_path / "q.onnx", data.x_calib)
     import onnx
 
     weights = [t for t in onnx.load(str(onnx_path)).graph.initializer if len(t.dims) >= 2]

@@ -14,7 +14,9 @@ pytest.importorskip("litert_torch")
 ort = pytest.importorskip("onnxruntime")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-from edgekit.backends.torch import convert  # noqa: E402
+from edgekit.formats.onnx import torch as onnx_writer  # noqa: E402
+from edgekit.formats.registry import get_format, refusals  # noqa: E402
+from edgekit.formats.tflite import torch as tflite_writer  # noqa: E402
 from edgekit.errors import StageError  # noqa: E402
 from edgekit.recipe import QuantizeConfig  # noqa: E402
 
@@ -90,7 +92,7 @@ def toy_test():
 
 @pytest.fixture(scope="module")
 def mlp_float(mlp, calib, tmp_path_factory):
-    return convert.to_tflite(mlp, tmp_path_factory.mktemp("mlp") / "float.tflite", None, calib)
+    return tflite_writer.to_tflite(mlp, tmp_path_factory.mktemp("mlp") / "float.tflite", None, calib)
 
 
 # ---- running a .tflite ---------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 # ---- .onnx ---------------------------------------------------------------------------------------
 
 def test_float_onnx_matches_torch_with_dynamic_batch(cnn, calib, tmp_path):
-    path = convert.to_onnx(cnn, tmp_path / "model.onnx", None, calib)
+    path = onnx_writer.to_onnx(cnn, tmp_path / "model.onnx", calib)
     assert path.exists() and not (tmp_path / "model.onnx.data").exists()  # small models: one file
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
@@ -161,7 +163,7 @@ def test_onnx_runtime_qdq_quantization_of_the_float_onnx(mlp, calib, toy_test, t
 
     from edgekit.formats.onnx.quantize import quantize_onnx
 
-    source = convert.to_onnx(mlp, tmp_path / "float.onnx", None, calib)
+    source = onnx_writer.to_onnx(mlp, tmp_path / "float.onnx", calib)
     # edgekit.formats.onnx.quantize feeds the calibration array as it is: a torch .onnx takes NCHW
     target = quantize_onnx(source, tmp_path / "int8.onnx", QuantizeConfig().plan(), nchw(calib))
     ops = {node.op_type for node in onnx.load(str(target)).graph.node}
@@ -174,21 +176,21 @@ def test_onnx_runtime_qdq_quantization_of_the_float_onnx(mlp, calib, toy_test, t
 
 def test_onnx_export_keeps_the_training_mode(cnn, calib, tmp_path):
     model = small_cnn().train()
-    convert.to_onnx(model, tmp_path / "m.onnx", None, calib)
+    onnx_writer.to_onnx(model, tmp_path / "m.onnx", calib)
     assert model.training
 
 
 # ---- float .tflite -------------------------------------------------------------------------------
 
 def test_float_tflite_takes_nchw_and_matches_torch(cnn, calib, tmp_path):
-    path = convert.to_tflite(cnn, tmp_path / "model.tflite", None, calib)
+    path = tflite_writer.to_tflite(cnn, tmp_path / "model.tflite", None, calib)
     got, inp, out = run_tflite(path, nchw(calib[:8]))
     assert list(inp["shape"]) == [1, 1, 8, 8] and inp["dtype"] == np.float32 and out["dtype"] == np.float32
     np.testing.assert_allclose(got, torch_out(cnn, nchw(calib[:8])), atol=1e-4)
 
 
 def test_channels_last_tflite_takes_nhwc_and_matches_torch(cnn, calib, tmp_path):
-    path = convert.to_tflite(cnn, tmp_path / "model.tflite", None, calib, channels_last=True)
+    path = tflite_writer.to_tflite(cnn, tmp_path / "model.tflite", None, calib, channels_last=True)
     got, inp, _ = run_tflite(path, calib[:8])
     assert list(inp["shape"]) == [1, 8, 8, 1]
     np.testing.assert_allclose(got, torch_out(cnn, nchw(calib[:8])), atol=1e-4)
@@ -197,7 +199,7 @@ def test_channels_last_tflite_takes_nhwc_and_matches_torch(cnn, calib, tmp_path)
 # ---- quantized .tflite ---------------------------------------------------------------------------
 
 def test_int8_tflite_is_full_integer_small_and_agrees(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib)
+    path = tflite_writer.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     assert float_ops(path) == set()  # every op on int8 tensors, inputs and outputs too
@@ -208,7 +210,7 @@ def test_int8_tflite_is_full_integer_small_and_agrees(mlp, mlp_float, calib, toy
 
 @pytest.mark.parametrize("io, dtype", [("float32", np.float32), ("uint8", np.uint8)])
 def test_int8_tflite_with_float_or_uint8_io(mlp, mlp_float, calib, toy_test, tmp_path, io, dtype):
-    path = convert.to_tflite(mlp, tmp_path / f"int8-{io}.tflite", QuantizeConfig(io=io).plan(), calib)
+    path = tflite_writer.to_tflite(mlp, tmp_path / f"int8-{io}.tflite", QuantizeConfig(io=io).plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     ops, _ = ops_and_tensors(path)
@@ -221,7 +223,7 @@ def test_int8_tflite_with_float_or_uint8_io(mlp, mlp_float, calib, toy_test, tmp
 
 
 def test_int8_per_tensor_weights(mlp, calib, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig(per_channel=False).plan(), calib)
+    path = tflite_writer.to_tflite(mlp, tmp_path / "int8.tflite", QuantizeConfig(per_channel=False).plan(), calib)
     ops, tensors = ops_and_tensors(path)
     weights = [tensors[op["inputs"][1]] for op in ops if op["op_name"] == "FULLY_CONNECTED"]
     # one scale per tensor (the converter may store it repeated for every output channel)
@@ -229,7 +231,7 @@ def test_int8_per_tensor_weights(mlp, calib, tmp_path):
 
 
 def test_int8_channels_last(cnn, calib, tmp_path):
-    path = convert.to_tflite(cnn, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib, channels_last=True)
+    path = tflite_writer.to_tflite(cnn, tmp_path / "int8.tflite", QuantizeConfig().plan(), calib, channels_last=True)
     got, inp, _ = run_tflite(path, calib)
     assert list(inp["shape"]) == [1, 8, 8, 1] and inp["dtype"] == np.int8
     assert weight_dtypes(path) == {np.int8}
@@ -237,7 +239,7 @@ def test_int8_channels_last(cnn, calib, tmp_path):
 
 
 def test_dynamic_tflite_has_int8_weights_and_float_io(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "dynamic.tflite", QuantizeConfig(precision="dynamic").plan(), calib)
+    path = tflite_writer.to_tflite(mlp, tmp_path / "dynamic.tflite", QuantizeConfig(precision="dynamic").plan(), calib)
     assert path.stat().st_size <= 0.35 * mlp_float.stat().st_size
     assert weight_dtypes(path) == {np.int8}
     ops, _ = ops_and_tensors(path)
@@ -248,7 +250,7 @@ def test_dynamic_tflite_has_int8_weights_and_float_io(mlp, mlp_float, calib, toy
 
 
 def test_float16_tflite_has_float16_weights(mlp, mlp_float, calib, toy_test, tmp_path):
-    path = convert.to_tflite(mlp, tmp_path / "fp16.tflite", QuantizeConfig(precision="float16").plan(), calib)
+    path = tflite_writer.to_tflite(mlp, tmp_path / "fp16.tflite", QuantizeConfig(precision="float16").plan(), calib)
     assert path.stat().st_size <= 0.6 * mlp_float.stat().st_size
     ops, tensors = ops_and_tensors(path)
     dequantized = [tensors[op["inputs"][0]]["dtype"] for op in ops if op["op_name"] == "DEQUANTIZE"]
@@ -259,10 +261,15 @@ def test_float16_tflite_has_float16_weights(mlp, mlp_float, calib, toy_test, tmp
 
 
 def test_every_precision_and_io_is_listed_or_produced():
-    assert convert.UNSUPPORTED_PRECISIONS == {}
-    assert convert.UNSUPPORTED_IO == {}
-    assert set(convert.UNSUPPORTED_QAT_IO) == {"float32", "uint8"}
-    assert all(isinstance(reason, str) and reason for reason in convert.UNSUPPORTED_QAT_IO.values())
+    from edgekit.precision import PLANS
+
+    assert set(PLANS.values()) | {None} == set(tflite_writer.PLANS)
+    for precision, io in (("int8", "int8"), ("int8", "float32"), ("int8", "uint8"), ("dynamic", None), ("float16", None)):
+        assert refusals("torch", "tflite", QuantizeConfig(precision=precision, io=io).plan()) == []
+    refused = {r.key for io in ("float32", "uint8")
+               for r in refusals("torch", "tflite", QuantizeConfig(method="qat", io=io).plan())}
+    assert refused == {"qat.io.float32", "qat.io.uint8"}
+    assert refusals("torch", "tflite", QuantizeConfig(method="qat").plan()) == []
 
 
 # ---- quantization-aware models -------------------------------------------------------------------
@@ -297,7 +304,7 @@ def qat_model(calib):
 def test_quantization_aware_model_converts_to_full_integer(qat_model, calib, tmp_path):
     plan = QuantizeConfig(method="qat").plan()
     model, quantizer = qat_model
-    path = convert.to_tflite(model, tmp_path / "qat.tflite", plan, calib[:1], quantizer=quantizer)
+    path = tflite_writer.to_tflite(model, tmp_path / "qat.tflite", plan, calib[:1], quantizer=quantizer)
     assert weight_dtypes(path) == {np.int8} and float_ops(path) == set()
     got, inp, _ = run_tflite(path, nchw(calib))
     assert list(inp["shape"]) == [1, 1, 8, 8] and inp["dtype"] == np.int8
@@ -307,22 +314,22 @@ def test_quantization_aware_model_converts_to_full_integer(qat_model, calib, tmp
 def test_quantization_aware_model_refuses_float_io(qat_model, calib, tmp_path):
     model, quantizer = qat_model
     with pytest.raises(StageError, match="io: float32"):
-        convert.to_tflite(model, tmp_path / "qat.tflite", QuantizeConfig(method="qat", io="float32").plan(), calib,
+        tflite_writer.to_tflite(model, tmp_path / "qat.tflite", QuantizeConfig(method="qat", io="float32").plan(), calib,
                           quantizer=quantizer)
 
 
 def test_qat_plan_without_a_trained_quantizer_is_refused(cnn, calib, tmp_path):
     with pytest.raises(StageError, match="no trained quantizer"):
-        convert.to_tflite(cnn, tmp_path / "m.tflite", QuantizeConfig(method="qat").plan(), calib)
+        tflite_writer.to_tflite(cnn, tmp_path / "m.tflite", QuantizeConfig(method="qat").plan(), calib)
 
 
 # ---- other model kinds and failures --------------------------------------------------------------
 
 def test_torchscript_model_exports_to_both_formats(cnn, calib, tmp_path):
     scripted = torch.jit.script(small_cnn())
-    tflite = convert.to_tflite(scripted, tmp_path / "m.tflite", None, calib)
+    tflite = tflite_writer.to_tflite(scripted, tmp_path / "m.tflite", None, calib)
     np.testing.assert_allclose(run_tflite(tflite, nchw(calib[:4]))[0], torch_out(cnn, nchw(calib[:4])), atol=1e-4)
-    onnx_path = convert.to_onnx(scripted, tmp_path / "m.onnx", None, calib)
+    onnx_path = onnx_writer.to_onnx(scripted, tmp_path / "m.onnx", calib)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": nchw(calib[:3])})[0]
     np.testing.assert_allclose(got, torch_out(cnn, nchw(calib[:3])), atol=1e-4)
@@ -335,13 +342,14 @@ class DataDependent(nn.Module):
 
 def test_failures_are_export_stage_errors(calib, tmp_path):
     with pytest.raises(StageError) as info:
-        convert.to_tflite(DataDependent(), tmp_path / "m.tflite", None, calib)
+        tflite_writer.to_tflite(DataDependent(), tmp_path / "m.tflite", None, calib)
     assert info.value.stage == "export" and "LiteRT-Torch" in str(info.value)
     with pytest.raises(StageError, match="ONNX export"):
-        convert.to_onnx(DataDependent(), tmp_path / "m.onnx", None, calib)
+        onnx_writer.to_onnx(DataDependent(), tmp_path / "m.onnx", calib)
     with pytest.raises(StageError, match="calibration samples"):
-        convert.to_tflite(small_cnn(), tmp_path / "m.tflite", QuantizeConfig().plan(), None)
+        tflite_writer.to_tflite(small_cnn(), tmp_path / "m.tflite", QuantizeConfig().plan(), None)
 
 
 def test_writers_table():
-    assert convert.WRITERS == {"tflite": convert.to_tflite, "onnx": convert.to_onnx}
+    assert get_format("tflite").writer("torch").load() is tflite_writer.write
+    assert get_format("onnx").writer("torch").load() is onnx_writer.write
