@@ -24,10 +24,6 @@ from edgekit.report.plots import report_plots
 
 TEMPLATE = "report.html.j2"
 
-# the page's sections after the verdict banner, as linked from its navigation bar
-_NAVIGATION = (("artifacts", "Artifacts"), ("plots", "Plots"), ("stages", "Stages"), ("data", "Data"),
-               ("environment", "Environment"))
-
 
 def render_html(report: dict) -> str:
     """The whole report as one HTML document: no external URL, font or script."""
@@ -58,7 +54,6 @@ def page_values(report: dict) -> dict:
         "edgekit_version": str(report.get("edgekit_version", "")),
         "task": str(report.get("task", "")),
         "recipe": str(report["recipe"]) if report.get("recipe") else None,
-        "sections": _NAVIGATION,
         "verdict": _verdict(report),
         "gates": [_gate(g) for g in report.get("gates") or []],
         "test_samples": str(report.get("data", {}).get("test", "?")),
@@ -121,7 +116,8 @@ def _stage(stage: dict) -> dict:
     return {
         "name": str(stage.get("name", "")),
         "summary": str(stage.get("summary", "")),
-        "details": [(key.replace("_", " "), _detail_value(value)) for key, value in (stage.get("details") or {}).items()],
+        "details": [(key.replace("_", " "), _detail_value(value))
+                    for key, value in (stage.get("details") or {}).items()],
         "wall_time": f"{stage.get('wall_s') or 0:.2f} s",
         "metrics": ", ".join(f"{k} {format_number(v)}" for k, v in (stage.get("metrics") or {}).items()) or "-",
     }

@@ -85,6 +85,7 @@ def _color(runtime: str, seen: dict) -> str:
 
 
 def _plot_quality_vs_size(report: dict):
+    """Quality against file size of every measured file, with the teacher and the stages' in-framework figures."""
     key = quality_key(report)
     label = "top-1 accuracy" if key == "accuracy" else "MAE (lower is better)"
     files = [a for a in report.get("artifacts", []) if a.get("bytes") and a.get(key) is not None]
@@ -163,6 +164,7 @@ def _size_axis(axes) -> None:
 
 
 def _plot_latency(report: dict):
+    """p50 latency bars with p90 whiskers, one per timed artifact."""
     timed = [a for a in report.get("artifacts", []) if (a.get("latency_ms") or {}).get("p50") is not None]
     if not timed:
         return None
@@ -190,6 +192,7 @@ def _short_layer(name: str, limit: int = 30) -> str:
 
 
 def _plot_sparsity(report: dict):
+    """Zero-weight fraction of each layer of the final files; drawn only when some layer is at least 5% sparse."""
     artifacts = report.get("artifacts", [])
     if not any((layer.get("sparsity") or 0) >= 0.05 for a in artifacts for layer in a.get("layers") or []):
         return None
@@ -220,6 +223,7 @@ def _plot_sparsity(report: dict):
 
 
 def _plot_wall_time(report: dict):
+    """Wall time of each stage of the run, exports and evaluations greyed."""
     stages = [s for s in report.get("stages", []) if s.get("wall_s") is not None]
     if not stages:
         return None
