@@ -173,7 +173,7 @@ def report(run_dir: str, debug: bool) -> None:
     from pathlib import Path
 
     from edgekit.errors import InputError
-    from edgekit.report.markdown import load_report, write_report
+    from edgekit.report import load_report, write_report
 
     with user_errors(debug):
         try:

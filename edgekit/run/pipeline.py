@@ -34,7 +34,7 @@ from edgekit.gates import evaluate_gates, verdict
 from edgekit.run.measuring import measure_exports, measure_teacher
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe, TrainConfig, resolved_yaml
-from edgekit.report.markdown import SCHEMA, write_report
+from edgekit.report import SCHEMA, write_report
 from edgekit.run.reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
 from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.stages.registry import STAGES
