@@ -46,6 +46,21 @@ def run_edgekit(*args: str, cwd: Path = ROOT, timeout: int = 600) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def read_report(out: Path) -> dict:
+    """The report.json of the run directory `out`."""
+    return json.loads((Path(out) / "report.json").read_text())
+
+
+def artifact_of(report: dict, name: str) -> dict:
+    """The report's entry for the artifact called `name` ("teacher", "model.tflite", ...)."""
+    return next(a for a in report["artifacts"] if a["name"] == name)
+
+
+def stage_of(report: dict, name: str) -> dict:
+    """The report's entry for the stage called `name` ("distill", "quantize", ...)."""
+    return next(s for s in report["stages"] if s["name"] == name)
+
+
 def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification", validation=0.1):
     """A separable toy problem built in code (NHWC float32): the class is which vertical band of the
     image is bright; for regression the target is the mean pixel. 20% test, `validation` of n held out."""
