@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from edgekit.errors import InputError
 from edgekit.formats.files import param_count
 from edgekit.runtimes import get_runtime
 from tests.contract.models import tflite_models
-from tests.helpers import shared_model
+from tests.helpers import ROOT, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_xnnpack_banner_never_reaches_stderr(tiny_models):
             f"s.predict(np.zeros((2, {tiny_models.features}), 'float32'))")
     env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_DEBUG"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+                          cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "XNNPACK" not in done.stderr and "INFO" not in done.stderr
 
