@@ -8,7 +8,8 @@ overrides and turns pydantic's errors into one readable `RecipeError`:
     >>> recipe.stages[0].kind
     'quantize'
 
-Which (framework, stage) pairs are implemented is data in `edgekit.recipe.support`, checked by
+The stage sections (`stages:`) are the registered stage configurations of edgekit.stages; which
+(framework, stage) pairs are implemented is derived from them in `edgekit.recipe.support`, checked by
 `edgekit.validate` before anything is trained.
 """
 

@@ -31,7 +31,8 @@ class Method:
     """One way a stage runs, named by its label (`prune`, `quantize.qat`).
 
     `implementations`: framework (or ANY_FRAMEWORK) -> "module:function", a function
-    `(artifact, config, context) -> new artifact`. `produces`: the Artifact fields it sets.
+    `(artifact, config, context) -> new artifact`. `produces`: the Artifact fields it sets with
+    its default options (channel pruning, for one, leaves `pruned` unset: its model is dense).
     `options`: the configuration keys that select this method (`{"method": "qat"}`)."""
 
     implementations: Mapping[str, str]
