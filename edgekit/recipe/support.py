@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.backends import available_frameworks
 from edgekit.errors import RecipeError
 from edgekit.recipe.models import Recipe
-from edgekit.stages import implemented_labels
+from edgekit.stages import frameworks, implemented_labels
 
 FRAMEWORK_BY_SUFFIX = {
     ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
@@ -19,8 +18,7 @@ FRAMEWORK_BY_SUFFIX = {
 }
 
 # framework -> stage labels (Stage.label) that this version can run, from the stage registry
-IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework)
-                                           for framework in available_frameworks()}
+IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
 IMPLEMENTED_FORMATS: dict[str, set[str]] = {
     "keras": {"tflite", "onnx"},
     "torch": {"tflite", "onnx"},

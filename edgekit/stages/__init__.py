@@ -4,6 +4,6 @@ A stage is one configuration class in a module of this package (see edgekit.stag
 registry (edgekit.stages.registry) finds them and runs their implementations.
 """
 
-from edgekit.stages.registry import STAGE_CONFIGS, implementation, implemented_labels, methods, run_stage
+from edgekit.stages.registry import STAGE_CONFIGS, frameworks, implementation, implemented_labels, methods, run_stage
 
-__all__ = ["STAGE_CONFIGS", "implementation", "implemented_labels", "methods", "run_stage"]
+__all__ = ["STAGE_CONFIGS", "frameworks", "implementation", "implemented_labels", "methods", "run_stage"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.artifact import Artifact
-from edgekit.stages.base import Method, StageConfig, registered
+from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig, registered
 
 _PACKAGE = __name__.rpartition(".")[0]
 _NOT_STAGES = {"base", "registry"}
@@ -31,6 +31,13 @@ STAGE_CONFIGS: dict[str, type[StageConfig]] = registered()
 def methods() -> dict[str, Method]:
     """Every method of every stage, by label (`distill`, `quantize.ptq`, ...)."""
     return {label: method for cls in STAGE_CONFIGS.values() for label, method in cls.methods.items()}
+
+
+def frameworks() -> tuple[str, ...]:
+    """The frameworks some stage implementation names (without importing edgekit.backends, which
+    loads numpy: `edgekit validate` stays instant)."""
+    named = {fw for method in methods().values() for fw in method.implementations if fw != ANY_FRAMEWORK}
+    return tuple(sorted(named))
 
 
 def implemented_labels(framework: str) -> set[str]:
