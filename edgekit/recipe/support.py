@@ -10,17 +10,15 @@ from pathlib import Path
 
 from edgekit.errors import RecipeError
 from edgekit.recipe.models import Recipe
+from edgekit.stages import frameworks, implemented_labels
 
 FRAMEWORK_BY_SUFFIX = {
     ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
     ".pt2": "torch", ".pt": "torch", ".ts": "torch", ".pth": "torch",
 }
 
-# framework -> stage labels (Stage.label) that this version can run
-IMPLEMENTED_STAGES: dict[str, set[str]] = {
-    "keras": {"quantize.ptq", "quantize.qat", "distill", "prune", "cluster"},
-    "torch": {"quantize.ptq", "quantize.qat", "distill", "prune"},
-}
+# framework -> stage labels (Stage.label) that this version can run, from the stage registry
+IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
 IMPLEMENTED_FORMATS: dict[str, set[str]] = {
     "keras": {"tflite", "onnx"},
     "torch": {"tflite", "onnx"},
