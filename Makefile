@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 install: $(STAMP)
 
@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(VENV)/bin/edgekit compress recipes/quickstart.yaml
 
+# The layer contracts of ARCHITECTURE.md (pyproject.toml [tool.importlinter]).
+lint: install
+	$(VENV)/bin/lint-imports
+
 # pytest exits 5 when it collects no test: say so instead of failing obscurely.
-test: install
+test: lint
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; fi; exit $$rc
 

@@ -46,16 +46,32 @@ def run_edgekit(*args: str, cwd: Path = ROOT, timeout: int = 600) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification", validation=0.1):
+def read_report(out: Path) -> dict:
+    """The report.json of the run directory `out`."""
+    return json.loads((Path(out) / "report.json").read_text())
+
+
+def artifact_of(report: dict, name: str) -> dict:
+    """The report's entry for the artifact called `name` ("teacher", "model.tflite", ...)."""
+    return next(a for a in report["artifacts"] if a["name"] == name)
+
+
+def stage_of(report: dict, name: str) -> dict:
+    """The report's entry for the stage called `name` ("distill", "quantize", ...)."""
+    return next(s for s in report["stages"] if s["name"] == name)
+
+
+def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification", validation=0.1, noise=0.1):
     """A separable toy problem built in code (NHWC float32): the class is which vertical band of the
-    image is bright; for regression the target is the mean pixel. 20% test, `validation` of n held out."""
+    image is bright (+1 over Gaussian noise of std `noise`); for regression the target is the mean
+    pixel. 20% test, `validation` of n held out."""
     import numpy as np
 
     from edgekit.data import Dataset
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, size=n)
-    x = rng.normal(0, 0.1, size=(n,) + tuple(shape)).astype(np.float32)
+    x = rng.normal(0, noise, size=(n,) + tuple(shape)).astype(np.float32)
     band = shape[1] // classes
     for i, label in enumerate(y):
         x[i, :, label * band:(label + 1) * band] += 1.0

@@ -1,5 +1,5 @@
 """`python -m edgekit.cli ...`: the same command line as the `edgekit` script."""
 
-from edgekit.cli.app import main
+from edgekit.cli.group import main
 
 main()

@@ -1,8 +1,8 @@
 """`edgekit inspect MODEL [--json] [--top N] [--no-gpu-check] [--debug]`: the click command and its rendering.
 
-Registered by the CLI group with `main.add_command(inspect_command)`. This module imports nothing
-heavy at import time and takes `user_errors` / the consoles from `edgekit.cli.app` inside the command,
-so `edgekit.cli.app` may import it at its top without a cycle.
+The group (`edgekit.cli.group`) imports this module only when `inspect` runs or its help is shown;
+the inspection itself (`edgekit.formats.inspect`) is imported inside the command, and TensorFlow
+only for the GPU-delegate check.
 
     $ edgekit inspect runs/digits/model.tflite
     $ edgekit inspect model.onnx --json --top 20 > inspect.json   # follows edgekit/schemas/inspect.schema.json
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 
 import click
+
+from edgekit.cli.console import debug_mode, stdout, user_errors
 
 
 def _number(value) -> str:
@@ -125,9 +127,7 @@ def inspect_command(model_path: str, as_json: bool, top: int, no_gpu_check: bool
 
     Exit codes: 0 done; 2 the file is missing or not a valid model.
     """
-    from edgekit.cli.app import _debug_mode, stdout, user_errors
-
-    _debug_mode(debug)
+    debug_mode(debug)
     with user_errors(debug):
         from edgekit.formats.inspect import inspect_model
 

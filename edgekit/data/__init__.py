@@ -6,6 +6,7 @@
     ((8, 8, 1), 10)
 """
 
-from edgekit.data.dataset import Dataset, load_dataset
+from edgekit.data.dataset import Dataset
+from edgekit.data.sources import load_dataset
 
 __all__ = ["Dataset", "load_dataset"]

@@ -1,4 +1,4 @@
-"""The Dataset handed to every stage, and `load_dataset`, which dispatches on `data.source`.
+"""The Dataset handed to every stage: the splits, the calibration samples and what describes them.
 
 Arrays are float32, already preprocessed (`x * scale + offset`) and in the canonical channels-last
 layout (NHWC for images; `(n, features)` or `(n, steps, features)` otherwise). Backends whose models
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -63,10 +63,3 @@ class Dataset:
             digest.update(str(array.shape).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
-
-
-def load_dataset(config, task: str, seed: int, resolve: Callable[[str], "object"]) -> Dataset:
-    """Load `config` (a `DataConfig`) through the source registry in `edgekit.data.sources`."""
-    from edgekit.data.sources import build_dataset
-
-    return build_dataset(config, task=task, seed=seed, resolve=resolve)

@@ -1,11 +1,11 @@
-"""`build_dataset`: read the recipe's `data:` section into a `Dataset`.
+"""`load_dataset`: read the recipe's `data:` section into a `Dataset`.
 
 Each source in `SOURCES` only reads raw arrays (`RawData`); everything the sources share — layout,
 `x * scale + offset`, label checks, the validation split, the calibration set, the test cap and
 class names — happens once, in `prepare`, so every source gets the same checks and messages:
 
     >>> from edgekit.recipe import DataConfig
-    >>> ds = build_dataset(DataConfig(source="digits", scale=0.0625), "classification", seed=0, resolve=Path)
+    >>> ds = load_dataset(DataConfig(source="digits", scale=0.0625), "classification", seed=0, resolve=Path)
     >>> ds.x_train.shape, ds.x_test.shape, ds.labels[:2]
     ((1293, 8, 8, 1), (360, 8, 8, 1), ['0', '1'])
 
@@ -45,7 +45,7 @@ class RawData(NamedTuple):
     where: str = "data"
 
 
-def build_dataset(config, task: str, seed: int, resolve: Callable[[str], Path]) -> Dataset:
+def load_dataset(config, task: str, seed: int, resolve: Callable[[str], Path]) -> Dataset:
     """Load `config` (a `DataConfig`) with its source and prepare it; raises `InputError` for bad data."""
     if config.source != "npz" and config.layout != "nhwc":
         raise InputError(

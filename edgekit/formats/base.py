@@ -33,6 +33,21 @@ class Refusal:
     reason: str
 
 
+def choices(plan=None, options: Any = None) -> list[str]:
+    """The refusable recipe choices made by `plan` and `options`, as `Refusal.key`s.
+
+    `options` is anything with `sparse` and `channels_last` attributes (the recipe's `export:`
+    section) or None; `channels_last` None means "not given", which nothing refuses."""
+    made = []
+    if options is not None and getattr(options, "sparse", False):
+        made.append("export.sparse")
+    if options is not None and getattr(options, "channels_last", None) is False:
+        made.append("export.channels_last.false")
+    if plan is not None and plan.quantization_aware:
+        made.append(f"qat.io.{plan.io}")
+    return made
+
+
 #: Keras writers give channels-last files whatever the format: NCHW cannot be asked of them.
 KERAS_CHANNELS_LAST = Refusal("export.channels_last.false", "export.channels_last: false",
                               "Keras models are channels-last (NHWC); export.channels_last: false "
@@ -57,6 +72,11 @@ class Writer:
 
     def load(self) -> Callable[..., Any]:
         return load(self.function)
+
+    def refused(self, plan=None, options: Any = None) -> list[Refusal]:
+        """The refusals of this writer that `plan` and `options` run into, in the order of `choices`."""
+        declared = {refusal.key: refusal for refusal in self.refusals}
+        return [declared[key] for key in choices(plan, options) if key in declared]
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,12 @@ class Format:
         if framework not in self.writers:
             raise StageError("export", f"{framework} models cannot be exported to {self.name}")
         return self.writers[framework]
+
+    def check_plan(self, framework: str, plan) -> None:
+        """StageError at export time for a plan the framework's writer refuses (recipe validation
+        refuses it earlier, with the same reason)."""
+        for refusal in self.writer(framework).refused(plan):
+            raise StageError("export", f"{refusal.setting} for a {framework} {self.suffix}: {refusal.reason}")
 
     def io_of(self, plan) -> str:
         """Type of the inputs and outputs of a file written with `plan` (None: float)."""

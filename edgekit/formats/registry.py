@@ -22,8 +22,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Optional
 
-from edgekit.errors import InputError, StageError
-from edgekit.formats.base import Format, Refusal
+from edgekit.errors import InputError
+from edgekit.formats.base import Format, Refusal, choices  # noqa: F401  (choices: part of this API)
 from edgekit.precision import Plan
 
 
@@ -34,6 +34,7 @@ def _formats() -> dict[str, Format]:
 
 
 FORMATS: dict[str, Format] = _formats()
+_BY_SUFFIX: dict[str, Format] = {fmt.suffix: fmt for fmt in FORMATS.values()}
 
 
 def _unknown(kind: str, value: str, known: list[str]) -> InputError:
@@ -52,8 +53,7 @@ def get_format(name: str) -> Format:
 
 def find_format(path: str | Path) -> Optional[Format]:
     """The format of a model file from its suffix, or None when no format has that suffix."""
-    suffix = Path(path).suffix.lower()
-    return next((fmt for fmt in FORMATS.values() if fmt.suffix == suffix), None)
+    return _BY_SUFFIX.get(Path(path).suffix.lower())
 
 
 def format_for_path(path: str | Path) -> Format:
@@ -115,33 +115,14 @@ def frameworks_of(fmt_name: str) -> tuple[str, ...]:
     return tuple(get_format(fmt_name).writers)
 
 
-def choices(plan: Optional[Plan] = None, options: Any = None) -> list[str]:
-    """The refusable recipe choices made by `plan` and `options`, as `Refusal.key`s.
-
-    `options` is anything with `sparse` and `channels_last` attributes (the recipe's `export:`
-    section) or None; `channels_last` None means "not given", which nothing refuses."""
-    made = []
-    if options is not None and getattr(options, "sparse", False):
-        made.append("export.sparse")
-    if options is not None and getattr(options, "channels_last", None) is False:
-        made.append("export.channels_last.false")
-    if plan is not None and plan.quantization_aware:
-        made.append(f"qat.io.{plan.io}")
-    return made
-
-
 def refusals(framework: str, fmt_name: str, plan: Optional[Plan] = None, options: Any = None) -> list[Refusal]:
-    """What the `framework` writer of `fmt_name` refuses of `plan` and `options`, in the order of
-    `choices`; empty when it can produce them (or when no such writer exists)."""
+    """What the `framework` writer of `fmt_name` refuses of `plan` and `options` (the recipe's
+    `export:` section, or anything with `sparse` and `channels_last`), in the order of `choices`;
+    empty when it can produce them (or when no such writer exists)."""
     writer = get_format(fmt_name).writers.get(framework)
-    if writer is None:
-        return []
-    declared = {refusal.key: refusal for refusal in writer.refusals}
-    return [declared[key] for key in choices(plan, options) if key in declared]
+    return writer.refused(plan, options) if writer is not None else []
 
 
 def check_plan(framework: str, fmt_name: str, plan: Optional[Plan]) -> None:
     """StageError at export time for a plan the writer refuses (validation refuses it earlier)."""
-    for refusal in refusals(framework, fmt_name, plan):
-        raise StageError("export", f"{refusal.setting} for a {framework} {get_format(fmt_name).suffix}: "
-                                   f"{refusal.reason}")
+    get_format(fmt_name).check_plan(framework, plan)

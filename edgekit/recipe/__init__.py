@@ -6,27 +6,26 @@
 """
 
 from edgekit.recipe.loading import apply_override, load_recipe, parse_recipe, resolved_yaml
+from edgekit.config import ARCHS
 from edgekit.recipe.models import (
-    ARCHS,
     STAGE_CONFIGS,
     BuildConfig,
-    ClusterConfig,
     DataConfig,
     DataKeys,
-    DistillConfig,
     EvaluateConfig,
     ExportConfig,
-    FineTune,
     GatesConfig,
     LatencyConfig,
-    PruneConfig,
-    QuantizeConfig,
     Recipe,
     Stage,
-    StudentConfig,
     TeacherConfig,
     TrainConfig,
 )
+from edgekit.stages.base import FineTune
+from edgekit.stages.cluster import ClusterConfig
+from edgekit.stages.distill import DistillConfig, StudentConfig
+from edgekit.stages.prune import PruneConfig
+from edgekit.stages.quantize import QuantizeConfig
 
 __all__ = [
     "ARCHS", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",

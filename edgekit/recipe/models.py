@@ -8,43 +8,26 @@ overrides and turns pydantic's errors into one readable `RecipeError`:
     >>> recipe.stages[0].kind
     'quantize'
 
-Which (framework, stage) pairs are implemented is data in `edgekit.recipe.support`, checked by
+The stage sections (`stages:`) are the registered stage configurations of edgekit.stages; which
+(framework, stage) pairs are implemented is derived from them in `edgekit.recipe.support`, checked by
 `edgekit.validate` before anything is trained.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PrivateAttr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
+from edgekit.config import Arch, Fraction, Framework, Size, Strict
 from edgekit.formats import registry as format_registry
-from edgekit.precision import Plan, plan_for
-from edgekit.sizes import parse_size
+from edgekit.stages import registry
+from edgekit.stages.base import StageConfig
+from edgekit.stages.quantize import QuantizeConfig
 
-ARCHS = ("cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1")
-Arch = Literal["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1"]
-Framework = Literal["keras", "torch"]
-Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(int)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 FormatName = Literal[tuple(format_registry.FORMATS)]  # export.formats values, from the format registry
 RuntimeName = Literal[format_registry.runtime_names()]  # evaluate.runtimes values
-
-
-class Strict(BaseModel):
-    """Base of every recipe section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class DataKeys(Strict):
@@ -113,123 +96,16 @@ class TeacherConfig(Strict):
         return self
 
 
-class StudentConfig(Strict):
-    """The distillation student: a zoo architecture with a width multiplier, or a Keras model file."""
-
-    arch: Optional[Arch] = None
-    width: Annotated[float, Field(gt=0.0, le=8.0)] = 1.0
-    path: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _arch_or_path(self) -> "StudentConfig":
-        if (self.arch is None) == (self.path is None):
-            raise ValueError("distill.student needs either arch (with width) or path, e.g. {arch: cnn_small, width: 0.25}")
-        return self
+STAGE_CONFIGS: dict[str, type[StageConfig]] = registry.STAGE_CONFIGS
 
 
-class FineTune(Strict):
-    """Training settings shared by the stages that train (defaults depend on the stage)."""
-
-    epochs: Annotated[int, Field(gt=0)] = 3
-    batch_size: Optional[Annotated[int, Field(gt=0)]] = None
-    learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
-
-    DEFAULT_LEARNING_RATE: ClassVar[float] = 1e-3
-
-    @model_validator(mode="after")
-    def _defaults(self) -> "FineTune":
-        if self.batch_size is None:
-            self.batch_size = 32
-        if self.learning_rate is None:
-            self.learning_rate = self.DEFAULT_LEARNING_RATE
-        return self
+def _one_of(names: list[str]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
 
 
-class DistillConfig(FineTune):
-    student: StudentConfig = Field(default_factory=lambda: StudentConfig(arch="cnn_small", width=0.25))
-    temperature: Annotated[float, Field(gt=0.0)] = 4.0
-    alpha: Fraction = 0.9
-    epochs: Annotated[int, Field(gt=0)] = 10
-
-
-class PruneConfig(FineTune):
-    sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    structure: Literal["unstructured", "2:4", "channels"] = "unstructured"
-    schedule: Literal["polynomial", "constant"] = "polynomial"
-    initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-
-    @model_validator(mode="after")
-    def _structure_options(self) -> "PruneConfig":
-        if self.structure == "2:4" and abs(self.sparsity - 0.5) > 1e-9:
-            raise ValueError("structure '2:4' keeps 2 of every 4 weights, so its sparsity is 0.5; remove sparsity")
-        if self.structure != "unstructured" and (self.schedule != "polynomial" or self.initial_sparsity):
-            raise ValueError(f"schedule and initial_sparsity apply to structure: unstructured, not '{self.structure}'")
-        if self.initial_sparsity and self.schedule != "polynomial":
-            raise ValueError("initial_sparsity applies to schedule: polynomial")
-        if self.initial_sparsity >= self.sparsity:
-            raise ValueError(f"initial_sparsity ({self.initial_sparsity}) must be below sparsity ({self.sparsity})")
-        return self
-
-
-class ClusterConfig(FineTune):
-    clusters: Annotated[int, Field(ge=2, le=256)] = 16
-    epochs: Annotated[int, Field(gt=0)] = 1
-
-    DEFAULT_LEARNING_RATE: ClassVar[float] = 1e-4
-
-
-class QuantizeConfig(Strict):
-    method: Literal["ptq", "qat"] = "ptq"
-    precision: Literal["int8", "dynamic", "float16"] = "int8"
-    io: Optional[Literal["int8", "uint8", "float32"]] = None
-    per_channel: bool = True
-    epochs: Optional[Annotated[int, Field(gt=0)]] = None
-    batch_size: Optional[Annotated[int, Field(gt=0)]] = None
-    learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
-
-    @model_validator(mode="after")
-    def _combinations(self) -> "QuantizeConfig":
-        if self.io is None:
-            self.io = "int8" if self.precision == "int8" else "float32"
-        if self.precision != "int8" and self.io != "float32":
-            raise ValueError(
-                f"io: {self.io} needs precision: int8 (full integer); precision: {self.precision} keeps "
-                "float inputs and outputs, so use io: float32"
-            )
-        training = {k for k in ("epochs", "batch_size", "learning_rate") if getattr(self, k) is not None}
-        if self.method == "ptq" and training:
-            raise ValueError(f"quantize.{sorted(training)[0]} applies only to method: qat "
-                             "(post-training quantization does not train)")
-        if self.method == "qat":
-            if self.precision != "int8":
-                raise ValueError("method: qat produces a full-integer model; use precision: int8")
-            if not self.per_channel:
-                raise ValueError("method: qat uses TF-MOT's per-channel 8-bit scheme; remove per_channel: false")
-            self.epochs = self.epochs or 2
-            self.batch_size = self.batch_size or 32
-            self.learning_rate = self.learning_rate or 1e-3
-        return self
-
-    def plan(self) -> Plan:
-        """The precision plan this stage asks the exporters to realize."""
-        return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat")
-
-
-STAGE_CONFIGS: dict[str, type[Strict]] = {
-    "distill": DistillConfig,
-    "prune": PruneConfig,
-    "cluster": ClusterConfig,
-    "quantize": QuantizeConfig,
-}
-
-
-class Stage(Strict):
-    """One entry of `stages:`, a mapping with exactly one key: the stage's kind."""
-
-    distill: Optional[DistillConfig] = None
-    prune: Optional[PruneConfig] = None
-    cluster: Optional[ClusterConfig] = None
-    quantize: Optional[QuantizeConfig] = None
+class _StageEntry(Strict):
+    """One entry of `stages:`, a mapping with exactly one key: the stage's kind. Its fields (one
+    optional configuration per registered stage) are added by `Stage` below."""
 
     @model_validator(mode="before")
     @classmethod
@@ -241,11 +117,11 @@ class Stage(Strict):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Stage":
+    def _exactly_one(self) -> "_StageEntry":
         given = [name for name in STAGE_CONFIGS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
-                "each stage is a mapping with exactly one key (distill, prune, cluster or quantize), "
+                f"each stage is a mapping with exactly one key ({_one_of(list(STAGE_CONFIGS))}), "
                 f"got {given or 'none'}"
             )
         return self
@@ -255,18 +131,23 @@ class Stage(Strict):
         return next(name for name in STAGE_CONFIGS if getattr(self, name) is not None)
 
     @property
-    def config(self) -> Strict:
+    def config(self) -> StageConfig:
         return getattr(self, self.kind)
 
     @property
     def label(self) -> str:
         """`quantize.ptq` for quantization (the method matters for support), else the kind."""
-        if self.kind == "quantize":
-            return f"quantize.{self.quantize.method}"
-        return self.kind
+        return self.config.label
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return {self.kind: self.config.model_dump(**kwargs)}
+
+
+Stage = create_model(
+    "Stage", __base__=_StageEntry, __module__=__name__,
+    **{key: (Optional[cls], None) for key, cls in STAGE_CONFIGS.items()},
+)
+Stage.__doc__ = "One entry of `stages:`, a mapping with exactly one key: the stage's kind (see edgekit.stages)."
 
 
 class ExportConfig(Strict):
@@ -365,6 +246,16 @@ class Recipe(Strict):
         line = self.line_of(*key_path)
         file = str(self._source) if self._source else "recipe"
         return f"{file}{f' line {line}' if line else ''}, {_dotted(tuple(key_path))}"
+
+    def named_files(self) -> list[tuple[tuple, str]]:
+        """Every file the recipe names, as (key path, value as written): the teacher, the data, a
+        labels file and what each stage reads (e.g. `stages[1].distill.student.path`)."""
+        named = [(("teacher", "path"), self.teacher.path), (("data", "path"), self.data.path)]
+        if isinstance(self.data.labels, str):
+            named.append((("data", "labels"), self.data.labels))
+        for i, stage in enumerate(self.stages):
+            named.extend((("stages", i, stage.kind, *key), value) for key, value in stage.config.files())
+        return [(key, value) for key, value in named if value]
 
     def resolve_path(self, value: str) -> Path:
         """A path from the recipe: next to the recipe file if it exists there, else from the working directory."""

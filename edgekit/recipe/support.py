@@ -10,17 +10,20 @@ from pathlib import Path
 
 from edgekit.errors import RecipeError
 from edgekit.recipe.models import Recipe
+from edgekit.stages import frameworks, implemented_labels
 
 FRAMEWORK_BY_SUFFIX = {
     ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
     ".pt2": "torch", ".pt": "torch", ".ts": "torch", ".pth": "torch",
+    "": "keras",  # a SavedModel directory that does not exist yet, named without a suffix
+}
+# teacher options that only some frameworks' loaders read: key -> (those frameworks, why not elsewhere)
+TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "factory": (("torch",), "teacher.factory applies to torch teachers only."),
 }
 
-# framework -> stage labels (Stage.label) that this version can run
-IMPLEMENTED_STAGES: dict[str, set[str]] = {
-    "keras": {"quantize.ptq", "quantize.qat", "distill", "prune", "cluster"},
-    "torch": {"quantize.ptq", "quantize.qat", "distill", "prune"},
-}
+# framework -> stage labels (Stage.label) that this version can run, from the stage registry
+IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
 IMPLEMENTED_FORMATS: dict[str, set[str]] = {
     "keras": {"tflite", "onnx"},
     "torch": {"tflite", "onnx"},
@@ -52,11 +55,9 @@ def teacher_framework(recipe: Recipe) -> str:
         suffix = Path(teacher.path).suffix.lower()
         if suffix in FRAMEWORK_BY_SUFFIX:
             return FRAMEWORK_BY_SUFFIX[suffix]
-        if suffix == "":
-            return "keras"
         raise RecipeError(
             f"{recipe.where('teacher', 'path')}: cannot tell the framework of '{teacher.path}' from its suffix; "
-            f"known suffixes are {', '.join(FRAMEWORK_BY_SUFFIX)} (or a SavedModel directory). "
+            f"known suffixes are {', '.join(s for s in FRAMEWORK_BY_SUFFIX if s)} (or a SavedModel directory). "
             "Set teacher.framework: keras | torch."
         )
     return "keras"
@@ -86,8 +87,9 @@ def check_support(recipe: Recipe) -> str:
             f"which compresses {', '.join(IMPLEMENTED_STAGES)} models. Use a Keras teacher (.keras, .h5 or a "
             "SavedModel directory) or teacher.build with teacher.framework: keras."
         )
-    if recipe.teacher.factory and framework != "torch":
-        raise RecipeError(f"{recipe.where('teacher', 'factory')}: teacher.factory applies to torch teachers only.")
+    for key, (readers, why) in TEACHER_OPTIONS.items():
+        if getattr(recipe.teacher, key) and framework not in readers:
+            raise RecipeError(f"{recipe.where('teacher', key)}: {why}")
     for i, stage in enumerate(recipe.stages):
         if stage.label not in IMPLEMENTED_STAGES[framework]:
             available = ", ".join(sorted(IMPLEMENTED_STAGES[framework]))

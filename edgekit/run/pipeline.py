@@ -34,10 +34,10 @@ from edgekit.gates import evaluate_gates, verdict
 from edgekit.run.measuring import measure_exports, measure_teacher
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe, TrainConfig, resolved_yaml
-from edgekit.report.markdown import SCHEMA, write_report
+from edgekit.report import SCHEMA, write_report
 from edgekit.run.reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
 from edgekit.run.rundir import check_output_is_safe, staged_directory
-from edgekit.stages.registry import STAGES
+from edgekit.stages import run_stage
 from edgekit.recipe.support import check_support
 from edgekit.run.validation import check_files
 
@@ -173,8 +173,8 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
             artifact = cached
             continue
         config = stage.config
-        with ctx.stage(stage.kind, _describe_stage(stage), config.model_dump(mode="json")) as record:
-            result = STAGES[stage.label](artifact, config, ctx)
+        with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record:
+            result = run_stage(artifact, config, ctx)
             if result.model is not artifact.model:
                 record["details"] = dict(result.details)
                 record["metrics"].update(in_framework_figures(result, ctx))
@@ -193,20 +193,6 @@ def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
     figures = {"params": ctx.backend.describe(artifact.model)["params"]}
     figures.update({k: v for k, v in quality.items() if k in ("accuracy", "mae") and v is not None})
     return figures
-
-
-def _describe_stage(stage) -> str:
-    config = stage.config
-    if stage.kind == "quantize":
-        return (f"{config.method} {config.precision} (io {config.io}, "
-                f"{'per-channel' if config.per_channel else 'per-tensor'})")
-    if stage.kind == "distill":
-        student = config.student
-        who = student.path or f"{student.arch} (width {student.width:g})"
-        return f"student {who}, T={config.temperature:g}, alpha={config.alpha:g}, {config.epochs} epochs"
-    if stage.kind == "prune":
-        return f"{config.structure} to {config.sparsity:g}, {config.epochs} epochs"
-    return f"{config.clusters} clusters, {config.epochs} epochs"
 
 
 def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT,
@@ -252,13 +238,7 @@ def cache_keys(recipe: Recipe, dataset: Dataset, framework: str) -> dict:
 def _inputs_of(recipe: Recipe) -> list[Path]:
     """Files a run reads, which its output directory must never contain."""
     paths = [recipe.source] if recipe.source else []
-    for value in (recipe.teacher.path, recipe.data.path):
-        if value:
-            paths.append(recipe.resolve_path(value))
-    for stage in recipe.stages:
-        if stage.kind == "distill" and stage.distill.student.path:
-            paths.append(recipe.resolve_path(stage.distill.student.path))
-    return paths
+    return paths + [recipe.resolve_path(value) for _, value in recipe.named_files()]
 
 
 def _assemble(recipe: Recipe, ctx: RunContext, artifacts: list[dict]) -> dict:

@@ -13,19 +13,9 @@ from edgekit.errors import InputError
 from edgekit.recipe import Recipe
 
 
-def _named_files(recipe: Recipe) -> list[tuple[tuple, str]]:
-    named = [(("teacher", "path"), recipe.teacher.path), (("data", "path"), recipe.data.path)]
-    if isinstance(recipe.data.labels, str):
-        named.append((("data", "labels"), recipe.data.labels))
-    for i, stage in enumerate(recipe.stages):
-        if stage.kind == "distill" and stage.distill.student.path:
-            named.append((("stages", i, "distill", "student", "path"), stage.distill.student.path))
-    return [(key, value) for key, value in named if value]
-
-
 def check_files(recipe: Recipe) -> None:
     """Raise InputError naming the key of the first file that does not exist."""
-    for key, value in _named_files(recipe):
+    for key, value in recipe.named_files():
         if not recipe.resolve_path(value).exists():
             raise InputError(f"{recipe.where(*key)}: '{value}' does not exist (looked beside the recipe, then in "
                              "the working directory).")

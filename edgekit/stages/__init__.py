@@ -1,5 +1,9 @@
-"""Stages: what is done to a model, `(artifact, config, context) -> new artifact`."""
+"""Stages: what is done to a model, `(artifact, config, context) -> new artifact`.
 
-from edgekit.stages.registry import STAGES
+A stage is one configuration class in a module of this package (see edgekit.stages.base); the
+registry (edgekit.stages.registry) finds them and runs their implementations.
+"""
 
-__all__ = ["STAGES"]
+from edgekit.stages.registry import STAGE_CONFIGS, frameworks, implementation, implemented_labels, methods, run_stage
+
+__all__ = ["STAGE_CONFIGS", "frameworks", "implementation", "implemented_labels", "methods", "run_stage"]

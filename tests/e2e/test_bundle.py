@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import read_report
+
 pytestmark = pytest.mark.slow
 
 
@@ -19,7 +21,7 @@ def test_card_quantization_matches_the_file_and_reproduces_the_report(example_ru
     out, result = example_run("digits_full.yaml")
     assert result.returncode == 0, result.stderr
     card = json.loads((out / "model_card.json").read_text())
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     entry = card["models"]["tflite"]
     interpreter = Interpreter(model_path=str(out / entry["file"]))
     interpreter.allocate_tensors()

@@ -4,17 +4,11 @@ in benchmarks/, not asserted here.)"""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.helpers import run_edgekit
+from tests.helpers import read_report, run_edgekit
 
 pytestmark = pytest.mark.slow
-
-
-def _report(out) -> dict:
-    return json.loads((out / "report.json").read_text())
 
 
 def _cached(report: dict) -> dict:
@@ -27,7 +21,7 @@ def test_an_unchanged_recipe_reuses_everything(recipe, tmp_path):
     first = run_edgekit("compress", recipe, "--output", str(tmp_path / "a"), "-q", "--cache-dir", str(cache))
     second = run_edgekit("compress", recipe, "--output", str(tmp_path / "b"), "-q", "--cache-dir", str(cache))
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    before, after = _report(tmp_path / "a"), _report(tmp_path / "b")
+    before, after = read_report(tmp_path / "a"), read_report(tmp_path / "b")
     assert not any(_cached(before).values())
     trained = [name for name in _cached(after) if not name.startswith("evaluate ") or name == "evaluate teacher"]
     assert all(_cached(after)[name] for name in trained)
@@ -43,7 +37,7 @@ def test_changing_a_later_stage_reruns_only_from_it(tmp_path):
     assert run_edgekit(*base, "--output", str(tmp_path / "a")).returncode == 0
     changed = run_edgekit(*base, "--output", str(tmp_path / "b"), "--set", "stages.2.quantize.epochs=1")
     assert changed.returncode == 0, changed.stderr
-    cached = _cached(_report(tmp_path / "b"))
+    cached = _cached(read_report(tmp_path / "b"))
     assert cached["distill"] and cached["prune"] and not cached["quantize"]
 
 
@@ -53,5 +47,5 @@ def test_no_cache_trains_everything_and_writes_nothing(tmp_path):
         result = run_edgekit("compress", "recipes/digits_from_scratch.yaml", "--output", str(tmp_path / out), "-q",
                              "--cache-dir", str(cache), "--no-cache")
         assert result.returncode == 0, result.stderr
-        assert not any(_cached(_report(tmp_path / out)).values())
+        assert not any(_cached(read_report(tmp_path / out)).values())
     assert not cache.exists() or not any(cache.iterdir())

@@ -4,41 +4,28 @@ report.json (measured by running the exported files), plus sparse export and QAT
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_edgekit, shared_model
+from tests.helpers import ROOT, artifact_of, read_report, run_edgekit, shared_model, stage_of
 
 pytestmark = pytest.mark.slow
-
-
-def _report(out) -> dict:
-    return json.loads((out / "report.json").read_text())
-
-
-def _artifact(report: dict, name: str) -> dict:
-    return next(a for a in report["artifacts"] if a["name"] == name)
-
-
-def _stage(report: dict, name: str) -> dict:
-    return next(s for s in report["stages"] if s["name"] == name)
 
 
 def test_full_chain_is_twenty_times_smaller_and_as_accurate(example_run):
     out, result = example_run("digits_full.yaml")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    teacher, final, baseline = (_artifact(report, n) for n in ("teacher", "model.tflite", "baseline.tflite"))
-    distill = _stage(report, "distill")
+    report = read_report(out)
+    teacher, final, baseline = (artifact_of(report, n) for n in ("teacher", "model.tflite", "baseline.tflite"))
+    distill = stage_of(report, "distill")
     assert distill["details"]["student_params"] <= teacher["params"] / 4
-    assert _stage(report, "quantize")["details"]["scheme"].startswith("PQAT")
+    assert stage_of(report, "quantize")["details"]["scheme"].startswith("PQAT")
     assert final["gzip_bytes"] <= baseline["gzip_bytes"] / 20
     assert teacher["accuracy"] - final["accuracy"] <= 0.010
     assert final["io"]["inputs"][0]["dtype"] == "int8"
     assert final["weight_sparsity"] >= 0.74  # the pruned zeros survived QAT and conversion
-    onnx = _artifact(report, "model.onnx")
+    onnx = artifact_of(report, "model.onnx")
     assert teacher["accuracy"] - onnx["accuracy"] <= 0.015
     assert onnx["bytes"] <= 1.5 * final["bytes"]  # int8 weights in the .onnx too, not float
 
@@ -46,8 +33,8 @@ def test_full_chain_is_twenty_times_smaller_and_as_accurate(example_run):
 def test_channel_pruning_shrinks_the_raw_file(example_run):
     out, result = example_run("digits_channels.yaml")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    teacher, final, unpruned = (_artifact(report, n) for n in ("teacher", "model.tflite", "baseline.tflite"))
+    report = read_report(out)
+    teacher, final, unpruned = (artifact_of(report, n) for n in ("teacher", "model.tflite", "baseline.tflite"))
     assert final["precision"] == unpruned["precision"] == "float32"
     assert final["bytes"] <= 0.6 * unpruned["bytes"]
     assert teacher["accuracy"] - final["accuracy"] <= 0.015
@@ -57,9 +44,9 @@ def test_channel_pruning_shrinks_the_raw_file(example_run):
 def test_clustering_chain_uses_pcqat_and_gzips_smaller(example_run):
     out, result = example_run("digits_cluster.yaml")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    assert _stage(report, "quantize")["details"]["scheme"].startswith("PCQAT")
-    final = _artifact(report, "model.tflite")
+    report = read_report(out)
+    assert stage_of(report, "quantize")["details"]["scheme"].startswith("PCQAT")
+    final = artifact_of(report, "model.tflite")
     assert final["gzip_bytes"] < 0.5 * final["bytes"]
 
 
@@ -78,7 +65,7 @@ def test_teacher_is_measured_untouched(example_run):
     data = load_dataset(recipe.data, task="classification", seed=0, resolve=recipe.resolve_path)
     keras = get_backend("keras")
     accuracy = float((keras.predict(keras.load(teacher_file), data.x_test).argmax(1) == data.y_test).mean())
-    assert _artifact(_report(out), "teacher")["accuracy"] == accuracy
+    assert artifact_of(read_report(out), "teacher")["accuracy"] == accuracy
 
 
 def test_sparse_export_ships_a_smaller_file_that_runs(tmp_path):
@@ -87,8 +74,8 @@ def test_sparse_export_ships_a_smaller_file_that_runs(tmp_path):
                          "--set", "stages=[{prune: {sparsity: 0.8, epochs: 2}}]", "--set", "export.sparse=true",
                          "--set", "gates={max_accuracy_drop: 0.02}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    final, baseline = _artifact(report, "model.tflite"), _artifact(report, "baseline.tflite")
+    report = read_report(out)
+    final, baseline = artifact_of(report, "model.tflite"), artifact_of(report, "baseline.tflite")
     assert final["sparse_encoded"] is True and not report["warnings"]
     assert final["bytes"] < 0.5 * baseline["bytes"]  # float weights, 80% of them not stored
     assert final["weight_sparsity"] >= 0.79
@@ -102,8 +89,8 @@ def test_sparse_export_falls_back_to_dense_with_a_warning(tmp_path):
                          "--set", "export.sparse=true", "--set", "export.formats=[tflite]",
                          "--set", "evaluate.runtimes=[litert]", "--set", "gates={}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    final = _artifact(report, "model.tflite")
+    report = read_report(out)
+    final = artifact_of(report, "model.tflite")
     assert final["sparse_encoded"] is False
     assert any("written dense" in w and "model.tflite" in w for w in report["warnings"])
     assert "## Warnings" in (out / "report.md").read_text()
@@ -115,12 +102,12 @@ def test_qat_on_the_real_wake_word_model(tmp_path):
     result = run_edgekit("compress", "recipes/tiny_sww.yaml", "--output", str(out), "-q",
                          "--set", "stages=[{quantize: {method: qat, epochs: 1, batch_size: 16}}]", "--set", "gates={}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    assert _stage(report, "quantize")["details"]["scheme"].startswith("QAT")
+    report = read_report(out)
+    assert stage_of(report, "quantize")["details"]["scheme"].startswith("QAT")
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(out / "model.tflite"))
     interpreter.allocate_tensors()
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
-    assert _artifact(report, "model.tflite")["accuracy"] is not None
+    assert artifact_of(report, "model.tflite")["accuracy"] is not None
     assert (out / "model.onnx").stat().st_size > 0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import run_edgekit
+from tests.helpers import artifact_of, read_report, run_edgekit
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +19,6 @@ def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "quickstart"
     result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "--json")
     return out, result
-
-
-def _artifact(report: dict, name: str) -> dict:
-    return next(a for a in report["artifacts"] if a["name"] == name)
 
 
 def test_quickstart_passes_and_writes_every_file(quickstart):
@@ -38,10 +34,10 @@ def test_quickstart_passes_and_writes_every_file(quickstart):
 
 def test_quickstart_numbers_meet_the_acceptance_bar(quickstart):
     out, _ = quickstart
-    report = json.loads((out / "report.json").read_text())
-    teacher = _artifact(report, "teacher")
-    int8_tflite, float_tflite = _artifact(report, "model.tflite"), _artifact(report, "baseline.tflite")
-    int8_onnx = _artifact(report, "model.onnx")
+    report = read_report(out)
+    teacher = artifact_of(report, "teacher")
+    int8_tflite, float_tflite = artifact_of(report, "model.tflite"), artifact_of(report, "baseline.tflite")
+    int8_onnx = artifact_of(report, "model.onnx")
     assert int8_tflite["runtime"] == "litert" and int8_onnx["runtime"] == "onnxruntime"
     assert teacher["accuracy"] - int8_tflite["accuracy"] <= 0.010
     assert int8_tflite["bytes"] <= 0.30 * float_tflite["bytes"]
@@ -75,7 +71,7 @@ def test_failing_gate_exits_1_and_keeps_artifacts(tmp_path):
                          "--set", "gates.min_accuracy=0.9999", "--set", "export.formats=[tflite]",
                          "--set", "evaluate.runtimes=[litert]")
     assert result.returncode == 1, result.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     assert report["passed"] is False
     failed = [g for g in report["gates"] if not g["passed"]]
     assert [g["gate"] for g in failed] == ["min_accuracy"]

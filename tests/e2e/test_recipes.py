@@ -4,24 +4,15 @@ and the real third-party wake-word model, each run end to end through the CLI.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_edgekit, shared_model
+from tests.helpers import ROOT, artifact_of, read_report, run_edgekit, shared_model
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = sorted(p.name for p in (ROOT / "recipes").glob("*.yaml") if p.name != "quickstart.yaml")
-
-
-def _report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())
-
-
-def _artifact(report: dict, name: str) -> dict:
-    return next(a for a in report["artifacts"] if a["name"] == name)
 
 
 @pytest.mark.parametrize("recipe", EXAMPLES)
@@ -30,7 +21,7 @@ def test_example_recipe_runs_and_passes_its_gates(recipe, example_run):
         shared_model("tiny_sww/str_ww_ref_model.h5")
     out, result = example_run(recipe)
     assert result.returncode == 0, result.stderr + result.stdout
-    report = _report(out)
+    report = read_report(out)
     assert report["passed"] and report["gates"], "example recipes set gates, and they pass"
     finals = [a for a in report["artifacts"] if a["role"] == "final"]
     assert finals and all(a["accuracy"] is not None and a["bytes"] > 0 for a in finals)
@@ -40,7 +31,7 @@ def test_tiny_sww_h5_from_keras_2_quantizes_like_the_reference(example_run):
     reference = shared_model("tiny_sww/str_ww_ref_model.tflite")
     out, result = example_run("tiny_sww.yaml")
     assert result.returncode == 0, result.stderr
-    model = _artifact(_report(out), "model.tflite")
+    model = artifact_of(read_report(out), "model.tflite")
     assert model["bytes"] <= 80_000 and model["bytes"] == (out / "model.tflite").stat().st_size
     assert model["bytes"] <= 1.05 * reference.stat().st_size
     assert model["accuracy"] >= 0.86
@@ -59,15 +50,15 @@ def test_quantization_settings(precision, io, per_channel, tflite_input, tmp_pat
                          "--set", f"stages.0.quantize.per_channel={str(per_channel).lower()}",
                          "--set", "gates={}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    teacher, tflite, onnx = (_artifact(report, n) for n in ("teacher", "model.tflite", "model.onnx"))
-    baseline = _artifact(report, "baseline.tflite")
+    report = read_report(out)
+    teacher, tflite, onnx = (artifact_of(report, n) for n in ("teacher", "model.tflite", "model.onnx"))
+    baseline = artifact_of(report, "baseline.tflite")
     assert tflite["precision"] == precision and tflite["io"]["inputs"][0]["dtype"] == tflite_input
     assert teacher["accuracy"] - tflite["accuracy"] <= 0.02
     assert teacher["accuracy"] - onnx["accuracy"] <= 0.02
     expected_ratio = {"float16": 0.55, "dynamic": 0.30, "int8": 0.30}[precision]
     assert tflite["bytes"] <= expected_ratio * baseline["bytes"]
-    assert onnx["bytes"] < _artifact(report, "baseline.onnx")["bytes"]
+    assert onnx["bytes"] < artifact_of(report, "baseline.onnx")["bytes"]
 
 
 def test_savedmodel_directory_teacher(tmp_path):
@@ -81,9 +72,9 @@ def test_savedmodel_directory_teacher(tmp_path):
     result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "-q",
                          "--set", f"teacher.path={saved}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
+    report = read_report(out)
     assert report["stages"][0]["config"]["path"] == str(saved)
-    assert _artifact(report, "model.tflite")["accuracy"] >= 0.95
+    assert artifact_of(report, "model.tflite")["accuracy"] >= 0.95
 
 
 def test_regression_task_reports_mae_and_gates_on_its_increase(tmp_path):
@@ -102,9 +93,9 @@ def test_regression_task_reports_mae_and_gates_on_its_increase(tmp_path):
     out = tmp_path / "run"
     result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
     assert result.returncode == 0, result.stderr + result.stdout
-    report = _report(out)
+    report = read_report(out)
     assert report["metric"] == "mae"
-    teacher, tflite = _artifact(report, "teacher"), _artifact(report, "model.tflite")
+    teacher, tflite = artifact_of(report, "teacher"), artifact_of(report, "model.tflite")
     assert teacher["mae"] < 0.1 and tflite["mae"] < 0.1
     gate = next(g for g in report["gates"] if g["artifact"] == "model.tflite")
     assert gate["unit"] == "mae" and gate["value"] == pytest.approx(tflite["mae"] - teacher["mae"], abs=1e-5)
@@ -132,7 +123,7 @@ def test_init_writes_a_recipe_that_validates_and_runs(framework, tmp_path):
     out = tmp_path / "run"
     result = run_edgekit("compress", str(recipe), "--output", str(out), "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert _report(out)["framework"] == framework
+    assert read_report(out)["framework"] == framework
 
 
 def test_validate_deep_checks_that_the_data_fit_the_teacher(tmp_path):

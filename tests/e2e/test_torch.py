@@ -8,34 +8,26 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_edgekit
+from tests.helpers import ROOT, artifact_of, read_report, run_edgekit
 
 pytestmark = pytest.mark.slow
 
 TORCH_TEACHER = "sample_models/digits_cnn_torch.pt2"
 
 
-def _report(out) -> dict:
-    return json.loads((out / "report.json").read_text())
-
-
-def _artifact(report: dict, name: str) -> dict:
-    return next(a for a in report["artifacts"] if a["name"] == name)
-
-
 def test_digits_torch_gives_int8_tflite_and_onnx(example_run):
     out, result = example_run("digits_torch.yaml")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
+    report = read_report(out)
     assert report["framework"] == "torch"
-    teacher = _artifact(report, "teacher")
+    teacher = artifact_of(report, "teacher")
     for fmt, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
-        final, baseline = _artifact(report, f"model.{fmt}"), _artifact(report, f"baseline.{fmt}")
+        final, baseline = artifact_of(report, f"model.{fmt}"), artifact_of(report, f"baseline.{fmt}")
         assert final["runtime"] == runtime and final["precision"] == "int8"
         assert teacher["accuracy"] - final["accuracy"] <= 0.010, fmt
         assert final["bytes"] <= 0.30 * baseline["bytes"], fmt
         assert final["layout"] == "nchw"
-    assert _artifact(report, "model.tflite")["io"]["inputs"][0]["dtype"] == "int8"
+    assert artifact_of(report, "model.tflite")["io"]["inputs"][0]["dtype"] == "int8"
     card = json.loads((out / "model_card.json").read_text())
     assert card["models"]["tflite"]["input_layout"] == "nchw"
     assert card["models"]["tflite"]["inputs"][0]["shape"][1:] == [1, 8, 8]
@@ -47,7 +39,7 @@ def test_one_recipe_body_passes_the_same_gates_for_keras_and_torch(teacher, tmp_
     result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "-q",
                          "--set", f"teacher.path={teacher}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
+    report = read_report(out)
     assert report["framework"] == ("torch" if teacher.endswith(".pt2") else "keras")
     assert [g["gate"] for g in report["gates"]] == ["max_size", "max_size", "max_accuracy_drop", "max_accuracy_drop",
                                                      "min_accuracy", "min_accuracy", "min_compression"]
@@ -59,11 +51,11 @@ def test_torchscript_teacher_with_channels_last_tflite(tmp_path):
     result = run_edgekit("compress", "recipes/quickstart.yaml", "--output", str(out), "-q",
                          "--set", "teacher.path=sample_models/digits_cnn_torch.pt", "--set", "export.channels_last=true")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    tflite, onnx = _artifact(report, "model.tflite"), _artifact(report, "model.onnx")
+    report = read_report(out)
+    tflite, onnx = artifact_of(report, "model.tflite"), artifact_of(report, "model.onnx")
     assert tflite["layout"] == "nhwc" and tflite["io"]["inputs"][0]["shape"][1:] == [8, 8, 1]
     assert onnx["layout"] == "nchw" and onnx["io"]["inputs"][0]["shape"][1:] == [1, 8, 8]
-    assert _artifact(report, "teacher")["accuracy"] - tflite["accuracy"] <= 0.01
+    assert artifact_of(report, "teacher")["accuracy"] - tflite["accuracy"] <= 0.01
 
 
 def test_factory_with_a_state_dict(tmp_path):
@@ -74,7 +66,7 @@ def test_factory_with_a_state_dict(tmp_path):
                          "--set", "export.formats=[onnx]", "--set", "evaluate.runtimes=[onnxruntime]",
                          "--set", "gates={min_accuracy: 0.95}")
     assert result.returncode == 0, result.stderr
-    assert _artifact(_report(out), "teacher")["accuracy"] >= 0.95
+    assert artifact_of(read_report(out), "teacher")["accuracy"] >= 0.95
 
 
 def test_a_pickled_module_is_refused_with_the_reason(tmp_path):
@@ -101,8 +93,8 @@ def test_torch_channel_pruning_shrinks_the_onnx(tmp_path):
                          "--set", "stages=[{prune: {structure: channels, sparsity: 0.5, epochs: 10}}]",
                          "--set", "gates={}")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
-    final, unpruned, teacher = (_artifact(report, n) for n in ("model.onnx", "baseline.onnx", "teacher"))
+    report = read_report(out)
+    final, unpruned, teacher = (artifact_of(report, n) for n in ("model.onnx", "baseline.onnx", "teacher"))
     assert final["bytes"] <= 0.6 * unpruned["bytes"]
     assert teacher["accuracy"] - final["accuracy"] <= 0.015
 
@@ -121,7 +113,7 @@ def test_nchw_data_with_a_keras_teacher(tmp_path):
                          "--set", f"data={{source: npz, path: {tmp_path / 'digits_nchw.npz'}, layout: nchw, "
                                   "scale: 0.0625}", "--set", f"teacher.path={ROOT / 'sample_models/digits_cnn.keras'}")
     assert result.returncode == 0, result.stderr
-    assert _artifact(_report(out), "model.tflite")["accuracy"] >= 0.96
+    assert artifact_of(read_report(out), "model.tflite")["accuracy"] >= 0.96
 
 
 def test_channel_pruning_of_a_graph_only_teacher_is_refused_before_training(tmp_path):
@@ -139,10 +131,10 @@ def test_torch_qat_exports_both_formats(tmp_path):
                          "--set", "teacher.factory=digits_torch_factory:build_model",
                          "--set", "stages=[{quantize: {method: qat, epochs: 1}}]")
     assert result.returncode == 0, result.stderr
-    report = _report(out)
+    report = read_report(out)
     scheme = next(s for s in report["stages"] if s["name"] == "quantize")["details"]["scheme"]
     assert scheme.startswith("PT2E QAT")
-    tflite, onnx = _artifact(report, "model.tflite"), _artifact(report, "model.onnx")
+    tflite, onnx = artifact_of(report, "model.tflite"), artifact_of(report, "model.onnx")
     assert tflite["io"]["inputs"][0]["dtype"] == "int8"
-    assert tflite["bytes"] <= 0.30 * _artifact(report, "baseline.tflite")["bytes"]
-    assert onnx["bytes"] <= 0.35 * _artifact(report, "baseline.onnx")["bytes"]
+    assert tflite["bytes"] <= 0.30 * artifact_of(report, "baseline.tflite")["bytes"]
+    assert onnx["bytes"] <= 0.35 * artifact_of(report, "baseline.onnx")["bytes"]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli.tools import bench_command
+from edgekit.cli.bench import bench_command
+from tests.helpers import SHARED_MODELS
 
-SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
 HELLO_WORLD = SHARED_MODELS / "tflm" / "hello_world_int8.tflite"
 
 

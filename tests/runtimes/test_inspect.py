@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from edgekit.cli.inspect import inspect_command
 from edgekit.errors import InputError
 from edgekit.formats.inspect import inspect_model, schema
+from tests.contract.models import onnx_mlp, quantize_qdq
+from tests.helpers import ROOT, SHARED_MODELS, shared_model
 from tests.runtimes.jsonschema_subset import check_schema, validate
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED_MODELS = ROOT.parent / "shared" / "models"
 SHARED_TFLITE = sorted(p.relative_to(SHARED_MODELS).as_posix() for p in SHARED_MODELS.glob("tflm/*.tflite"))
 SHARED_TFLITE += ["tiny_sww/str_ww_ref_model.tflite"]
 EXPECTED_KIND = {"hello_world_float": "float", "hello_world_int8": "int8 (full integer)",
@@ -33,13 +33,6 @@ EXPECTED_KIND = {"hello_world_float": "float", "hello_world_int8": "int8 (full i
                  "str_ww_ref_model": "int8 (full integer)"}
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
               "tensor(int64)": "int64", "tensor(float16)": "float16"}
-
-
-def shared_model(relative: str) -> Path:
-    path = SHARED_MODELS / relative
-    if not path.is_file():
-        pytest.skip(f"third-party test model {path} is absent (the repo's sibling folder shared/models/)")
-    return path
 
 
 def inspect_json(*args: str) -> dict:
@@ -154,53 +147,16 @@ def test_shared_model_facts():
 
 # ---- .onnx built here ------------------------------------------------------------------------
 
-def _onnx_mlp(path: Path, middle: str = "Relu") -> None:
-    """x[N,8] -> Gemm -> `middle` -> Gemm -> Softmax -> y[N,4], float32."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    weights = {"w1": (8, 16), "b1": (16,), "w2": (16, 4), "b2": (4,)}
-    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in weights.items()]
-    middle_node = (helper.make_node("Relu", ["h"], ["r"], name="relu") if middle == "Relu" else
-                   helper.make_node("CumSum", ["h", "axis"], ["r"], name="cumsum"))
-    if middle != "Relu":
-        inits.append(numpy_helper.from_array(np.array(1, np.int64), "axis"))
-    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1"), middle_node,
-             helper.make_node("Gemm", ["r", "w2", "b2"], ["logits"], name="fc2"),
-             helper.make_node("Softmax", ["logits"], ["y"], axis=-1, name="softmax")]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
-
-def _quantize_qdq(source: Path, target: Path, **options) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(1)
-            self._it = iter([{"x": rng.standard_normal((1, 8)).astype(np.float32)} for _ in range(16)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True, **options)
-
-
 @pytest.fixture(scope="module")
 def onnx_models(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     folder = tmp_path_factory.mktemp("onnx")
     paths = {name: folder / f"{name}.onnx" for name in ("float", "int8", "cumsum_float", "cumsum_int8", "excluded")}
-    _onnx_mlp(paths["float"])
-    _quantize_qdq(paths["float"], paths["int8"])
-    _onnx_mlp(paths["cumsum_float"], middle="CumSum")
-    _quantize_qdq(paths["cumsum_float"], paths["cumsum_int8"])
-    _quantize_qdq(paths["float"], paths["excluded"], nodes_to_exclude=["fc2"])
+    onnx_mlp(paths["float"])
+    quantize_qdq(paths["float"], paths["int8"])
+    onnx_mlp(paths["cumsum_float"], middle="CumSum")
+    quantize_qdq(paths["cumsum_float"], paths["cumsum_int8"])
+    quantize_qdq(paths["float"], paths["excluded"], nodes_to_exclude=["fc2"])
     return paths
 
 

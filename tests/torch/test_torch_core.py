@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -10,27 +11,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edgekit.backends.torch import loading, train, zoo  # noqa: E402
-from edgekit.data.dataset import Dataset  # noqa: E402
 from edgekit.errors import InputError  # noqa: E402
 from edgekit.zoo import ARCHITECTURES  # noqa: E402
+from tests.helpers import band_dataset  # noqa: E402
 
 nn = torch.nn
 
 
-def band_dataset(n_train=240, n_val=60, n_test=120, seed=0, side=8, task="classification") -> Dataset:
-    """8x8x1 images of noise with one bright vertical band; the class is which third holds the band."""
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = rng.integers(0, 3, n)
-        x = rng.normal(0.0, 0.3, (n, side, side, 1)).astype(np.float32)
-        for i, label in enumerate(y):
-            column = label * 3 + rng.integers(0, 2)
-            x[i, :, column, 0] += 2.0
-        return x, (y.astype(np.int64) if task == "classification" else y.astype(np.float32))
-
-    (xt, yt), (xv, yv), (xs, ys) = split(n_train), split(n_val), split(n_test)
-    return Dataset(xt, yt, xv, yv, xs, ys, xt[:16], task=task)
+#: 8x8x1 images of noise with one bright vertical band; the class is which of three bands is bright.
+#: 240 training, 80 validation and 80 test samples unless n / validation say otherwise.
+bands = functools.partial(band_dataset, n=400, validation=0.2, shape=(8, 8, 1), classes=3, noise=0.3)
 
 
 def weights(model) -> dict:
@@ -90,7 +80,7 @@ def test_param_count_counts_batchnorm_running_stats():
 # --- training -------------------------------------------------------------------------------------
 
 def test_fit_learns_and_leaves_input_untouched():
-    data = band_dataset()
+    data = bands()
     model = zoo.build("mlp", 0.5, data.input_shape, 3, "classification")
     before = weights(model)
     seen = []
@@ -117,14 +107,14 @@ def test_fit_learns_and_leaves_input_untouched():
 
 
 def test_fit_conv_net_with_batchnorm():
-    data = band_dataset()
+    data = bands()
     model = zoo.build("resnet8", 0.25, data.input_shape, 3, "classification")
     trained = train.fit(model, data, epochs=4, batch_size=32, learning_rate=1e-2, seed=0)
     assert (train.predict(trained, data.x_test).argmax(-1) == data.y_test).mean() >= 0.9
 
 
 def test_fit_is_deterministic():
-    data = band_dataset(n_train=100)
+    data = bands(n=200, validation=0.3)
     model = zoo.build("cnn_tiny", 1.0, data.input_shape, 3, "classification")
     a = train.fit(model, data, epochs=2, batch_size=16, learning_rate=1e-3, seed=5)
     b = train.fit(model, data, epochs=2, batch_size=16, learning_rate=1e-3, seed=5)
@@ -134,7 +124,7 @@ def test_fit_is_deterministic():
 
 
 def test_fit_regression_and_hooks():
-    data = band_dataset(task="regression")
+    data = bands(task="regression")
     model = zoo.build("mlp", 0.25, data.input_shape, 1, "regression")
     calls = []
     train.fit_module(model, data, epochs=2, batch_size=64, learning_rate=1e-3, seed=0,
@@ -176,7 +166,7 @@ def test_load_exported_program(tmp_path, teacher):
     loaded = loading.load(path, None)
     assert train.static_batch(loaded) == 2
     np.testing.assert_allclose(train.predict(loaded, x), train.predict(model, x), atol=1e-5)
-    tuned = train.fit(loaded, band_dataset(n_train=20, n_val=0), epochs=1, batch_size=8, learning_rate=1e-3, seed=0)
+    tuned = train.fit(loaded, bands(n=25, validation=0.0), epochs=1, batch_size=8, learning_rate=1e-3, seed=0)
     assert train.predict(tuned, x).shape == (5, 3)
 
 
@@ -189,7 +179,7 @@ def test_load_exported_program_with_dynamic_batch(tmp_path, teacher):
     assert train.static_batch(loaded) is None
     np.testing.assert_allclose(train.predict(loaded, x), train.predict(model, x), atol=1e-5)
     # fine-tuning an exported graph switches its batch norms to batch statistics and back
-    data = band_dataset()
+    data = bands()
     tuned = train.fit(loaded, data, epochs=4, batch_size=32, learning_rate=1e-2, seed=0)
     assert (train.predict(tuned, data.x_test).argmax(-1) == data.y_test).mean() >= 0.9
     before, after = weights(loaded), weights(tuned)

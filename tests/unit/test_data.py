@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.data.sources import SOURCES, build_dataset
+from edgekit.data.sources import SOURCES, load_dataset
 from edgekit.errors import InputError
 from edgekit.recipe import DataConfig
 
 
 def build(task="classification", seed=0, **data):
-    return build_dataset(DataConfig(**data), task=task, seed=seed, resolve=Path)
+    return load_dataset(DataConfig(**data), task=task, seed=seed, resolve=Path)
 
 
 def npz(tmp_path, name="d.npz", **arrays):
@@ -373,9 +373,9 @@ def test_keras_missing_files_say_where_and_how(keras_home):
 
 def test_data_modules_import_no_tensorflow_or_torch():
     code = (
-        "import sys, pathlib; from edgekit.data.sources import build_dataset; import edgekit.data.images, "
+        "import sys, pathlib; from edgekit.data.sources import load_dataset; import edgekit.data.images, "
         "edgekit.data.keras_cache; from edgekit.recipe import DataConfig; "
-        "build_dataset(DataConfig(), 'classification', 0, pathlib.Path); "
+        "load_dataset(DataConfig(), 'classification', 0, pathlib.Path); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'torch', 'keras', 'tf_keras')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])

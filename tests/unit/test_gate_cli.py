@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli.tools import gate_command, parse_growth
+from edgekit.cli.gate import gate_command, parse_growth
 from edgekit.gates import regression_gates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -343,7 +343,7 @@ def test_size_gate_on_a_model_file_imports_no_runtime(tmp_path):
     model = model_file(tmp_path, 100)
     code = (
         "import sys\n"
-        "from edgekit.cli.tools import gate_command\n"
+        "from edgekit.cli.gate import gate_command\n"
         "try:\n"
         f"    gate_command([{str(model)!r}, '--max-size', '1KB'])\n"
         "except SystemExit as exc:\n"

@@ -37,6 +37,18 @@ def heavy_modules(stdout: str) -> list[str]:
     return json.loads(line.removeprefix("HEAVY="))
 
 
+def cli_probe(argv: list[str]) -> str:
+    """Code that runs `edgekit ARGV` in-process, reports the heavy modules loaded, and exits with its code."""
+    return ("import sys\n"
+            "from edgekit.cli import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit as exc:\n"
+            "    code = exc.code\n"
+            + REPORT_HEAVY
+            + "sys.exit(code)\n")
+
+
 def test_importing_the_light_modules_loads_no_framework():
     code = "import edgekit, edgekit.cli, edgekit.recipe, edgekit.recipe.support, edgekit.gates, edgekit.report\n" + REPORT_HEAVY
 
@@ -57,16 +69,7 @@ def test_the_detector_sees_a_heavy_import():
 
 
 def test_cli_help_loads_no_framework_and_exits_0():
-    code = (
-        "import sys\n"
-        "from edgekit.cli import main\n"
-        "try:\n"
-        "    main(['--help'])\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        + REPORT_HEAVY
-        + "sys.exit(code)\n"
-    )
+    code = cli_probe(["--help"])
 
     result = run_python(code)
 
@@ -76,16 +79,7 @@ def test_cli_help_loads_no_framework_and_exits_0():
 
 
 def test_cli_validate_loads_no_framework():
-    code = (
-        "import sys\n"
-        "from edgekit.cli import main\n"
-        "try:\n"
-        "    main(['validate', 'recipes/quickstart.yaml'])\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        + REPORT_HEAVY
-        + "sys.exit(code)\n"
-    )
+    code = cli_probe(["validate", "recipes/quickstart.yaml"])
 
     result = run_python(code)
 
@@ -147,7 +141,7 @@ def test_static_check_finds_a_module_level_import():
 
 def test_no_light_module_imports_a_framework_at_module_level():
     modules = light_modules()
-    assert PACKAGE / "cli" / "app.py" in modules and PACKAGE / "recipe" / "models.py" in modules
+    assert PACKAGE / "cli" / "group.py" in modules and PACKAGE / "recipe" / "models.py" in modules
     assert not any("backends" in p.parts or "runtimes" in p.parts for p in modules)
 
     offenders = [

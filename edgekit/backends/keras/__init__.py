@@ -20,12 +20,6 @@ def _shape(shape) -> list:
 class KerasBackend(TrainModuleBackend):
     framework = "keras"
     _train = train
-    STAGES = {
-        "distill": distill.distill,
-        "prune": prune.prune,
-        "cluster": cluster.cluster,
-        "quantize.qat": qat.qat,
-    }
 
     def preflight(self, model, ctx) -> None:
         """Refuse, before any training, stages the model they will receive cannot take: channel

@@ -23,11 +23,6 @@ from edgekit.backends.torch.layout import model_shape, to_nchw
 class TorchBackend(TrainModuleBackend):
     framework = "torch"
     _train = train
-    STAGES = {
-        "distill": distill.distill,
-        "prune": prune.prune,
-        "quantize.qat": qat.qat,
-    }
 
     def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
         """`trust_code` is Keras-only (refused for torch at validation): torch files never unpickle code."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgekit.backends.keras.compat import tf
 from edgekit.errors import StageError
-from edgekit.formats.registry import check_plan
+from edgekit.formats.tflite import FORMAT
 from edgekit.precision import Dynamic, Float16, Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
@@ -65,7 +65,7 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
 
     `sparse` asks the converter to store pruned weights in TFLite's sparse encoding; whether the
     runtime can run the result is checked by the caller, which runs it."""
-    check_plan("keras", "tflite", plan)
+    FORMAT.check_plan("keras", plan)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     PLANS[type(plan) if plan is not None else None](converter, plan, calibration)
     if sparse:  # added to what the plan set: alone it keeps a float model float

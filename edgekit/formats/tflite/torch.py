@@ -39,7 +39,7 @@ from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.conversion import batches as _batches
 from edgekit.backends.torch.train import set_mode, static_batch
 from edgekit.errors import StageError
-from edgekit.formats.registry import check_plan
+from edgekit.formats.tflite import FORMAT
 from edgekit.precision import Dynamic, Float16, Int8, Plan
 from edgekit.quiet import debugging
 
@@ -199,7 +199,7 @@ def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
     if plan.quantization_aware and quantizer is None:
         raise StageError("export", f"quantize.method: qat, but '{type(model).__name__}' comes with no trained "
                                    "quantizer; post-training quantization would not be what the recipe asked for")
-    check_plan("torch", "tflite", plan)
+    FORMAT.check_plan("torch", plan)
     if type(plan) not in PLANS:
         raise StageError("export", f"precision: {plan.precision} cannot be written to a torch .tflite")
 

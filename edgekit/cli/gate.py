@@ -1,12 +1,11 @@
-"""`edgekit bench` and `edgekit gate`: measure one model file, and judge a model or a run for CI.
+"""`edgekit gate MODEL|REPORT`: judge a model file or a run for CI.
 
-    edgekit bench runs/quickstart/model.tflite --threads 2 --runs 200 --json
     edgekit gate runs/ci --baseline baseline/report.json --max-growth 5% --junit gate.xml
 
-`cli.py` registers both commands (`main.add_command(...)`). Like the rest of the CLI, heavy imports
-happen inside the commands, errors meant for the user go through `cli.user_errors` (exit 2 bad input,
-3 a runtime failed), and `gate` exits 0 when every gate passes and 1 when one fails (DESIGN.md).
-The judging itself is `edgekit.gates`: pure functions of report dicts, shared with `compress`.
+Errors meant for the user go through `edgekit.cli.console.user_errors` (exit 2 bad input, 3 a
+runtime failed), and `gate` exits 0 when every gate passes and 1 when one fails (DESIGN.md). The
+judging itself is `edgekit.gates`: pure functions of report dicts, shared with `compress`. What
+counts as a model file, and its format and runtime, come from the format registry.
 """
 
 from __future__ import annotations
@@ -19,63 +18,8 @@ from typing import Optional
 
 import click
 
-MODEL_SUFFIXES = (".tflite", ".onnx")
-
-
-# ---- bench -----------------------------------------------------------------------------------
-
-def _print_bench(console, result: dict) -> None:
-    from rich.table import Table
-
-    from edgekit.sizes import format_size
-
-    req, rep, lat, mem = result["requested"], result["reported"], result["latency_ms"], result["memory"]
-    table = Table(title=f"{result['model']} on {result['runtime']} {result['runtime_version']}", title_justify="left")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key in ("p50", "p90", "p99", "mean", "min", "max"):
-        table.add_row(f"latency {key}", f"{lat[key]:.4f} ms")
-    for key in ("runs", "warmup", "batch", "threads"):
-        shown = f"{rep[key]}" if rep[key] == req[key] else f"{rep[key]} (asked {req[key]})"
-        table.add_row(key, shown)
-    table.add_row("model size", f"{result['bytes']:,} B ({format_size(result['bytes'])})")
-    table.add_row("peak RSS", format_size(mem["peak_rss_bytes"]))
-    table.add_row("RSS increase", format_size(mem["rss_increase_bytes"]))
-    inp = result["input"]
-    table.add_row("input", f"{inp['name']} {inp['dtype']} {inp['shape']} ({inp['source']})")
-    console.print(table)
-
-
-@click.command("bench")
-@click.argument("model", metavar="MODEL")
-@click.option("--runtime", type=click.Choice(["litert", "onnxruntime"]), default=None,
-              help="Runtime to use (default: from the suffix: .tflite -> litert, .onnx -> onnxruntime).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed runs first.")
-@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per run.")
-@click.option("--input", "input_path", metavar="FILE.npz", default=None,
-              help="Time this batch (the array named like the model input, else the first) instead of random data.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-def bench_command(model: str, runtime: Optional[str], threads: int, warmup: int, runs: int, batch: int,
-                  input_path: Optional[str], as_json: bool, debug: bool) -> None:
-    """Time MODEL (.tflite / .onnx) on its runtime: latency p50/p90/p99, threads, memory, size.
-
-    The timing is the same code `compress` uses for report.json. Exit codes: 0 measured; 2 bad input
-    (missing or corrupt model, an --input that does not fit the model); 3 the runtime failed.
-    """
-    from edgekit.cli.app import stdout, user_errors
-
-    with user_errors(debug):
-        from edgekit.bench import bench
-
-        result = bench(model, runtime=runtime, threads=threads, warmup=warmup, runs=runs, batch=batch,
-                       input_path=input_path)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        _print_bench(stdout, result)
+from edgekit.cli.console import stdout, user_errors
+from edgekit.formats.registry import format_for_path, known_suffixes
 
 
 # ---- gate: inputs ----------------------------------------------------------------------------
@@ -122,9 +66,9 @@ def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
 
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
-    fmt = path.suffix.lower().lstrip(".")
-    artifact = {"name": path.name, "role": "final", "format": fmt, "bytes": file_size(path)["bytes"],
-                "runtime": {"tflite": "litert", "onnx": "onnxruntime"}[fmt]}
+    fmt = format_for_path(path)
+    artifact = {"name": path.name, "role": "final", "format": fmt.name, "bytes": file_size(path)["bytes"],
+                "runtime": fmt.default_runtime}
     if max_latency_ms is not None:
         from edgekit.bench import bench
 
@@ -140,7 +84,7 @@ def collect_results(target: str, max_size, min_accuracy, max_latency_ms, max_acc
     from edgekit.sizes import parse_size
 
     path = Path(target)
-    is_model = path.suffix.lower() in MODEL_SUFFIXES
+    is_model = path.suffix.lower() in known_suffixes()
     try:
         size_limit = parse_size(max_size) if max_size is not None else None
     except ValueError as exc:
@@ -160,7 +104,8 @@ def collect_results(target: str, max_size, min_accuracy, max_latency_ms, max_acc
                          "`edgekit compress`); a model file alone carries no accuracy. Only --max-size, "
                          "--max-latency-ms and --baseline --max-growth apply to a model file")
     if not is_model and not path.is_dir() and path.suffix.lower() != ".json":
-        raise InputError(f"{target}: expected a .tflite or .onnx model, a report.json, or a run directory")
+        raise InputError(f"{target}: expected a {' or '.join(known_suffixes())} model, a report.json, or a "
+                         "run directory")
     baseline = load_report_file(Path(baseline_path), "baseline report") if baseline_path is not None else None
     report = _model_report(path, max_latency_ms) if is_model else load_report_file(path)
 
@@ -239,7 +184,6 @@ def gate_command(target: str, max_size: Optional[str], min_accuracy: Optional[fl
     Exit codes: 0 every gate passed; 1 a gate failed; 2 bad input (missing file, invalid JSON, no
     gate given, unknown unit, accuracy gates on a bare model file); 3 the runtime failed.
     """
-    from edgekit.cli.app import stdout, user_errors
     from edgekit.gates import verdict
 
     with user_errors(debug):

@@ -1,0 +1,60 @@
+"""The error handling and output every `edgekit` command shares: one stdout/stderr Console pair,
+`user_errors`, debug mode and SIGTERM-as-interrupt.
+
+Errors meant for the user print one paragraph and exit with the code DESIGN.md gives (2 bad input,
+3 a stage or runtime failed, 130 interrupted); the traceback is shown only with `--debug`. Command
+modules import this module; it imports no command and not the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import traceback
+from typing import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+
+from edgekit.errors import EdgekitError
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+if not stdout.is_terminal:  # logs and pipes: wide enough that the summary table never truncates
+    stdout = Console(highlight=False, width=120)
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn EdgekitError into its exit code and a message; Ctrl-C into exit 130."""
+    try:
+        yield
+    except EdgekitError as exc:
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted:[/] nothing was written over the previous run directory.")
+        sys.exit(130)
+    except Exception as exc:  # a bug in edgekit or a framework: say so, keep the trace for --debug
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+                     "Re-run with --debug for the traceback, and please report it.", soft_wrap=True)
+        sys.exit(3)
+
+
+def debug_mode(debug: bool) -> None:
+    """`--debug`: EDGEKIT_DEBUG=1 lets the frameworks' own logs through (see edgekit.quiet)."""
+    if debug:
+        os.environ["EDGEKIT_DEBUG"] = "1"
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the staging directory is removed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)

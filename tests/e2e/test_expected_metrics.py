@@ -1,0 +1,85 @@
+"""Every example recipe still produces the figures it produced before the restructure.
+
+The code is being restructured with its behaviour unchanged; this test is how "unchanged" is
+checked. expected_metrics.json holds, per recipes/*.yaml, what `edgekit compress` reported before
+the restructure: for every artifact its bytes, gzip_bytes, params, accuracy, mae, agreement,
+precision, io_type, layout and weight_sparsity, and for every stage its metrics' accuracy, params and
+bytes. Each recipe was run three times to record it. Figures that were identical in every run must
+stay identical (floats to a relative 1e-9). A few were not: tf2onnx numbers some tensor names
+differently from run to run, so the gzip size of its .onnx files moves by a few bytes (and their
+size would move by a byte if a name gained a digit). Those are under "tolerance_fields" with the
+values seen and must stay within "tolerance". Re-record the file
+only when a change of results is intended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import shared_model
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = json.loads(Path(__file__).with_name("expected_metrics.json").read_text())
+FIELDS = {
+    "artifacts": ("bytes", "gzip_bytes", "params", "accuracy", "mae", "agreement", "precision", "io_type", "layout",
+                  "weight_sparsity"),
+    "stages": ("accuracy", "params", "bytes"),
+}
+
+
+def _pinned(report: dict, kind: str) -> dict:
+    """{artifact or stage name: {field: value}} for the fields this test pins."""
+    if kind == "artifacts":
+        entries = {a["name"]: a for a in report["artifacts"]}
+    else:
+        entries = {s["name"]: s.get("metrics") or {} for s in report["stages"]}
+    return {name: {f: entry[f] for f in FIELDS[kind] if f in entry} for name, entry in entries.items()}
+
+
+def _same(expected, actual) -> bool:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, actual))
+    if numbers and float in (type(expected), type(actual)):
+        return math.isclose(expected, actual, rel_tol=1e-9)
+    return expected == actual
+
+
+def _changes(expected: dict, report: dict) -> list[str]:
+    """One readable line per pinned figure that changed, appeared or disappeared."""
+    changes = []
+    for kind in FIELDS:
+        got = _pinned(report, kind)
+        tolerant = expected.get("tolerance_fields", {}).get(kind, {})
+        for name in sorted(expected[kind].keys() | got.keys()):
+            if name not in got:
+                changes.append(f"{kind}[{name}]: missing from the new report")
+                continue
+            if name not in expected[kind]:
+                changes.append(f"{kind}[{name}]: new, not in expected_metrics.json")
+                continue
+            want, loose, have = expected[kind][name], tolerant.get(name, {}), got[name]
+            for field in sorted(want.keys() | loose.keys() | have.keys()):
+                where, value = f"{kind}[{name}].{field}", have.get(field, "<missing>")
+                if field in loose:
+                    bound = loose[field]
+                    if not isinstance(value, (int, float)) or abs(value - bound["value"]) > bound["tolerance"]:
+                        changes.append(f"{where}: expected {bound['value']!r} ± {bound['tolerance']}, got {value!r}")
+                elif field not in want:
+                    changes.append(f"{where}: new field, got {value!r}")
+                elif not _same(want[field], value):
+                    changes.append(f"{where}: expected {want[field]!r}, got {value!r}")
+    return changes
+
+
+@pytest.mark.parametrize("recipe", sorted(EXPECTED))
+def test_example_recipe_produces_the_recorded_figures(recipe, example_run):
+    if recipe == "tiny_sww.yaml":
+        shared_model("tiny_sww/str_ww_ref_model.h5")
+    out, result = example_run(recipe)
+    assert result.returncode == 0, result.stderr + result.stdout
+    changes = _changes(EXPECTED[recipe], json.loads((out / "report.json").read_text()))
+    assert not changes, f"{recipe} no longer produces the recorded figures:\n  " + "\n  ".join(changes)
