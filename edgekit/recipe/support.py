@@ -1,4 +1,7 @@
-"""What this version implements, as data: which frameworks, stages and formats go together.
+"""What this version implements, as data: which frameworks, stages, formats and options go together.
+
+The stages come from the stage registry (edgekit.stages), the formats, their writers and what
+each writer refuses from the format registry (edgekit.formats.registry).
 
 `check_support` runs when a recipe is validated, before any data is read or model trained, so an
 unsupported combination fails in a second with a message that names the recipe line.
@@ -9,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.errors import RecipeError
+from edgekit.formats.registry import frameworks_of, refusals
 from edgekit.recipe.models import Recipe
 from edgekit.stages import frameworks, implemented_labels
 
@@ -20,28 +24,16 @@ FRAMEWORK_BY_SUFFIX = {
 # teacher options that only some frameworks' loaders read: key -> (those frameworks, why not elsewhere)
 TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "factory": (("torch",), "teacher.factory applies to torch teachers only."),
+    "trust_code": (("keras",), "teacher.trust_code applies to Keras Lambda layers; edgekit never unpickles torch "
+                               "modules, so there is nothing to trust (not possible for torch teachers)."),
 }
 
 # framework -> stage labels (Stage.label) that this version can run, from the stage registry
 IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
-IMPLEMENTED_FORMATS: dict[str, set[str]] = {
-    "keras": {"tflite", "onnx"},
-    "torch": {"tflite", "onnx"},
-}
-# (framework, what) -> why not: combinations of options a backend cannot produce
-UNSUPPORTED_OPTIONS: dict[tuple[str, str], str] = {
-    ("torch", "export.sparse"): "LiteRT-Torch has no sparse weight encoding; remove export.sparse",
-    ("torch", "qat.io.float32"): ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
-                                  "use io: int8, or method: ptq for float32 I/O"),
-    ("torch", "qat.io.uint8"): ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
-                                "use io: int8"),
-    ("torch", "teacher.trust_code"): ("teacher.trust_code applies to Keras Lambda layers; edgekit never unpickles "
-                                      "torch modules, so there is nothing to trust"),
-    ("keras", "export.channels_last.false"): ("Keras models are channels-last (NHWC); export.channels_last: false "
-                                              "(NCHW) is not possible. Remove the key"),
-}
 # recipe options documented in the contract whose implementation has not landed yet
 PENDING_OPTIONS: dict[tuple[str, str], str] = {}
+# where each refusable export choice (edgekit.formats.base.choices) is written in a recipe
+_EXPORT_KEYS = {"export.sparse": ("export", "sparse"), "export.channels_last.false": ("export", "channels_last")}
 
 
 def teacher_framework(recipe: Recipe) -> str:
@@ -63,19 +55,12 @@ def teacher_framework(recipe: Recipe) -> str:
     return "keras"
 
 
-def _options_in_use(recipe: Recipe) -> list[tuple[str, tuple]]:
-    """The option combinations of UNSUPPORTED_OPTIONS that this recipe uses, with their key paths."""
-    used = []
-    if recipe.teacher.trust_code:
-        used.append(("teacher.trust_code", ("teacher", "trust_code")))
-    if recipe.export.sparse:
-        used.append(("export.sparse", ("export", "sparse")))
-    if recipe.export.channels_last is False:
-        used.append(("export.channels_last.false", ("export", "channels_last")))
-    for i, stage in enumerate(recipe.stages):
-        if stage.label == "quantize.qat":
-            used.append((f"qat.io.{stage.quantize.io}", ("stages", i, "quantize", "io")))
-    return used
+def _key_path(recipe: Recipe, choice: str) -> tuple:
+    """Where the recipe makes a refusable choice: an export key, or the quantize stage's io."""
+    if choice in _EXPORT_KEYS:
+        return _EXPORT_KEYS[choice]
+    stage = next(i for i, s in enumerate(recipe.stages) if s.kind == "quantize")
+    return ("stages", stage, "quantize", "io")
 
 
 def check_support(recipe: Recipe) -> str:
@@ -97,13 +82,13 @@ def check_support(recipe: Recipe) -> str:
                 f"{recipe.where('stages', i)}: the '{stage.label}' stage is not available for {framework} "
                 f"teachers in this version of edgekit (available: {available}). Remove the stage to run the rest."
             )
+    plan = recipe.quantize.plan() if recipe.quantize is not None else None
     for fmt in recipe.export.formats:
-        if fmt not in IMPLEMENTED_FORMATS[framework]:
+        if framework not in frameworks_of(fmt):
             raise RecipeError(f"{recipe.where('export', 'formats')}: {framework} models cannot be exported to {fmt}.")
-    for what, key_path in _options_in_use(recipe):
-        reason = UNSUPPORTED_OPTIONS.get((framework, what))
-        if reason:
-            raise RecipeError(f"{recipe.where(*key_path)}: {reason} (not possible for {framework} teachers).")
+        for refusal in refusals(framework, fmt, plan, recipe.export):
+            raise RecipeError(f"{recipe.where(*_key_path(recipe, refusal.key))}: {refusal.reason} "
+                              f"(not possible for {framework} teachers).")
     for (section, key), message in PENDING_OPTIONS.items():
         if getattr(getattr(recipe, section), key):
             raise RecipeError(f"{recipe.where(section, key)}: {message}.")
