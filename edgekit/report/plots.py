@@ -12,6 +12,7 @@ import re
 from html import escape
 from typing import NamedTuple
 
+from edgekit.formats.registry import runtime_names
 from edgekit.report.contents import final_artifacts_with_layers, quality_key
 from edgekit.report.formatting import format_percent, format_quality
 
@@ -19,6 +20,7 @@ from edgekit.report.formatting import format_percent, format_quality
 _RUNTIME_COLORS = {"litert": "#1f77b4", "onnxruntime": "#ff7f0e"}
 _OTHER_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 _ROLE_MARKERS = {"baseline": "s", "final": "o"}
+_RUNTIME_ORDER = {name: rank for rank, name in enumerate(runtime_names())}  # ties: the registry's order
 
 
 class Plot(NamedTuple):
@@ -145,7 +147,7 @@ def _label_places(files: list[dict], key: str) -> list[str]:
     places = []
     for a in files:
         group = [b for b in files if abs(math.log10(b["bytes"] / a["bytes"])) < 0.3]
-        group.sort(key=lambda b: (-b[key], b.get("runtime") == "onnxruntime", b["bytes"]))
+        group.sort(key=lambda b: (-b[key], _RUNTIME_ORDER.get(b.get("runtime"), 0), b["bytes"]))
         rank = next(i for i, b in enumerate(group) if b is a)
         places.append(("above", "below", "right")[min(rank, 2)])
     return places
