@@ -9,7 +9,7 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
-from edgekit.run.pipeline import RunContext
+from edgekit.run.context import RunContext
 from edgekit.recipe import ClusterConfig, DistillConfig, PruneConfig, QuantizeConfig, parse_recipe
 from edgekit.stages import STAGES
 from tests.helpers import band_dataset
@@ -23,7 +23,7 @@ def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -
 
 def _context(data: Dataset) -> RunContext:
     recipe = parse_recipe({"version": 1, "task": data.task, "teacher": {"build": {"arch": "cnn_small"}}})
-    return RunContext(recipe, data, keras_backend)
+    return RunContext(recipe, data, "keras")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import channels, cluster, convert, distill, loading, prune, qat, train, zoo
+from edgekit.backends.keras import cached, channels, cluster, convert, distill, loading, prune, qat, train, zoo
 
 
 def _shape(shape) -> list:
@@ -27,19 +27,14 @@ class KerasBackend(TrainModuleBackend):
         "quantize.qat": qat.qat,
     }
 
-    def preflight(self, model, ctx) -> None:
-        """Refuse, before any training, stages the model they will receive cannot take: channel
-        pruning of a topology it cannot rebuild is named here, not after the teacher trained."""
-        current = model
-        for i, stage in enumerate(ctx.recipe.stages):
-            if stage.kind == "distill":
-                current = distill.make_student(stage.distill, current, ctx.dataset, ctx.recipe)
-            elif stage.kind == "prune" and stage.prune.structure == "channels":
-                try:
-                    channels.check_prunable(current)
-                except InputError as exc:
-                    raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
-                                     f"'{current.name}': {exc}") from None
+    def make_student(self, config, teacher, dataset, recipe):
+        return distill.make_student(config, teacher, dataset, recipe)
+
+    def check_channels_prunable(self, model, dataset) -> None:
+        channels.check_prunable(model)
+
+    def prune_subject(self, model) -> str:
+        return f"'{model.name}'"
 
     def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
         """`factory` is a torch-only option, refused for Keras teachers at validation."""
@@ -74,22 +69,11 @@ class KerasBackend(TrainModuleBackend):
         return convert.WRITERS[fmt](artifact.model, path, artifact.plan, calibration, sparse)
 
     def save_cached(self, model, directory: Path) -> None:
-        """Save for the stage cache: HDF5, the one format that also round-trips TF-MOT QAT models."""
-        import warnings
+        """Save for the stage cache as HDF5 (see `cached`), which loads without unpickling."""
+        cached.save(model, directory)
 
-        directory.mkdir(parents=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.save(str(directory / "model.h5"))
-
-    def load_cached(self, directory: Path, quantization_aware: bool = False):
-        from edgekit.backends.keras.compat import keras, tfmot
-
-        path = str(directory / "model.h5")
-        if quantization_aware:
-            with tfmot().quantization.keras.quantize_scope():
-                return keras.models.load_model(path, compile=False)
-        return keras.models.load_model(path, compile=False)
+    def load_cached(self, directory: Path, context, quantization_aware: bool = False):
+        return cached.load(directory, quantization_aware, bool(context.recipe.teacher.trust_code))
 
     def input_layout(self, fmt: str, channels_last: bool) -> str:
         return "nhwc"

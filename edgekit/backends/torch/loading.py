@@ -10,8 +10,8 @@ Three kinds of file are accepted, told apart by their contents (torch files are 
 A pickled `nn.Module` (`torch.save(model)`) is refused: unpickling it runs arbitrary code from the file.
 
 Exported programs are specialised to the batch size they were exported with unless a dynamic batch
-dimension was declared; the static size is kept as `model.edgekit_batch` so `train.predict` feeds
-batches of exactly that size.
+dimension was declared; the module's graph records that size in its input's shape, which
+`train.static_batch` reads so `train.predict` feeds batches of exactly that size.
 """
 
 from __future__ import annotations
@@ -110,23 +110,7 @@ def _load_export(path: Path, key: str = "teacher.path"):
     finally:
         export_log.setLevel(level)
         quiet_python_loggers()
-    batch = _static_batch(program)
-    if batch is not None:
-        module.edgekit_batch = batch
     return module
-
-
-def _static_batch(program) -> Optional[int]:
-    """The batch size an exported program is fixed to, or None when its batch dimension is dynamic."""
-    users = set(program.graph_signature.user_inputs)
-    for node in program.graph.nodes:
-        if node.op == "placeholder" and node.name in users:
-            value = node.meta.get("val")
-            shape = getattr(value, "shape", None)
-            if shape is not None and len(shape) > 0 and isinstance(shape[0], int):
-                return int(shape[0])
-            return None
-    return None
 
 
 def _load_script(path: Path, key: str = "teacher.path"):
