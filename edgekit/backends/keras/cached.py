@@ -2,7 +2,7 @@
 
 HDF5 holds the model's config as JSON and its weights as arrays: loading it unpickles nothing.
 The one way a Keras file runs code is a Lambda layer (marshalled Python bytecode), which is refused
-here as for teachers (`loading._holds_python_code`) unless the recipe's teacher is trusted
+here as for teachers (`loading.holds_python_code`) unless the recipe's teacher is trusted
 (`teacher.trust_code`), the only way such a layer gets into a run. HDF5 rather than `.keras`:
 it is the format that round-trips TF-MOT quantization-aware models (under `quantize_scope`).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekit.errors import InputError
 from edgekit.backends.keras.compat import keras, tfmot
-from edgekit.backends.keras.loading import _holds_python_code
+from edgekit.backends.keras.loading import holds_python_code
 
 FILE = "model.h5"
 
@@ -30,7 +30,7 @@ def load(directory: Path, quantization_aware: bool = False, trust_code: bool = F
     path = directory / FILE
     if not path.is_file():
         raise InputError(f"{directory}: no {FILE} (not an entry written by edgekit's Keras backend)")
-    if not trust_code and _holds_python_code(path):
+    if not trust_code and holds_python_code(path):
         raise InputError(f"{path}: the cached model holds a Lambda layer (Python code), and the recipe's "
                          "teacher is not trusted (teacher.trust_code)")
     if quantization_aware:

@@ -69,9 +69,9 @@ def _sizes(model) -> dict:
 def load(directory: Path, context, quantization_aware: bool = False):
     """The model `save` wrote; InputError when the directory holds no model `save` could have written."""
     if (directory / SCRIPT).is_file():
-        return loading._load_script(directory / SCRIPT, key="stage cache")
+        return loading.load_script(directory / SCRIPT, key="stage cache")
     if (directory / PROGRAM).is_file():
-        module = loading._load_export(directory / PROGRAM, key="stage cache")
+        module = loading.load_export(directory / PROGRAM, key="stage cache")
         if quantization_aware:
             from edgekit.backends.torch.qat import allow_train_eval
 
@@ -108,7 +108,7 @@ def _skeleton(rebuild: dict, context) -> nn.Module:
     teacher = recipe.teacher
     if not teacher.factory or not teacher.path:
         raise InputError(f"a cached {rebuild.get('factory')!r} module needs the recipe's teacher.factory to rebuild it")
-    module = loading._import_factory(teacher.factory, recipe.resolve_path(teacher.path).parent)()
+    module = loading.import_factory(teacher.factory, recipe.resolve_path(teacher.path).parent)()
     if type(module).__qualname__ != rebuild.get("factory"):
         raise InputError(f"teacher.factory builds a {type(module).__qualname__}, the cache holds a "
                          f"{rebuild.get('factory')!r}")

@@ -96,7 +96,7 @@ def _check_unzippable(path: Path, key: str) -> None:
         raise _not_torch(path, key)
 
 
-def _load_export(path: Path, key: str = "teacher.path"):
+def load_export(path: Path, key: str = "teacher.path"):
     export_log = logging.getLogger("torch.export")  # logs a traceback before raising on a bad archive
     level = export_log.level
     export_log.setLevel(logging.CRITICAL)
@@ -113,7 +113,7 @@ def _load_export(path: Path, key: str = "teacher.path"):
     return module
 
 
-def _load_script(path: Path, key: str = "teacher.path"):
+def load_script(path: Path, key: str = "teacher.path"):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript loader
@@ -122,7 +122,7 @@ def _load_script(path: Path, key: str = "teacher.path"):
         raise _corrupt(path, "TorchScript model", exc, key) from None
 
 
-def _import_factory(factory: str, beside: Path):
+def import_factory(factory: str, beside: Path):
     """Import "package.module:function", looking beside the weights file and in the working
     directory first (the console script's sys.path has neither), then on PYTHONPATH."""
     module_name, sep, function_name = factory.partition(":")
@@ -185,7 +185,7 @@ def _load_state_dict(path: Path, factory: Optional[str], key: str = "teacher.pat
                          "\"pkg.module:build_model\" to a function that builds the nn.Module, or save a "
                          "torch.export (.pt2) or TorchScript (.pt) model instead.")
     try:
-        module = _import_factory(factory, path.parent)()
+        module = import_factory(factory, path.parent)()
     except InputError:
         raise
     except Exception as exc:
@@ -219,12 +219,12 @@ def load(path: Path, factory: Optional[str] = None, key: str = "teacher.path") -
         _check_unzippable(path, key)
     kind = _kind(path, members)
     if kind == "export":
-        model = _load_export(path, key)
+        model = load_export(path, key)
     elif kind == "script":
-        model = _load_script(path, key)
+        model = load_script(path, key)
     else:
         model = _load_state_dict(path, factory, key)
     set_mode(model, False)
     return model
 
-__all__ = ["SUFFIXES", "load"]
+__all__ = ["SUFFIXES", "import_factory", "load", "load_export", "load_script"]
