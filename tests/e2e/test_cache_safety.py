@@ -73,3 +73,22 @@ def test_a_planted_pickle_is_never_loaded(framework, tmp_path):
     assert not any(s.get("cached") for s in report["stages"])  # every planted entry was refused
     ignored = [w for w in report["warnings"] if w.startswith("stage cache: ignored the entry")]
     assert ignored and all("which edgekit cannot read" in w for w in ignored), report["warnings"]
+
+
+def test_a_channel_pruned_factory_module_is_rebuilt_from_the_recipe(tmp_path):
+    """A torch module of the teacher factory's class is cached as its state_dict and layer sizes, and
+    rebuilt by the recipe's factory (narrowed to the pruned sizes): the reuse gives the same files."""
+    cache = tmp_path / "cache"
+    args = ["compress", "recipes/quickstart.yaml", "-q", "--cache-dir", str(cache),
+            "--set", "teacher.path=sample_models/digits_cnn_torch.pth",
+            "--set", "teacher.factory=digits_torch_factory:build_model",
+            "--set", "stages=[{prune: {structure: channels, sparsity: 0.5, epochs: 2}}]",
+            "--set", "export.formats=[onnx]", "--set", "evaluate.runtimes=[onnxruntime]", "--set", "gates={}"]
+    first = run_edgekit(*args, "--output", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in cache.rglob("model/*")) == ["module.json", "weights.pt"]
+    second = run_edgekit(*args, "--output", str(tmp_path / "b"), "--set", "export.bundle=false")  # exports again
+    assert second.returncode == 0, second.stderr
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert [s["name"] for s in report["stages"] if s.get("cached")] == ["prune"] and not report["warnings"]
+    assert (tmp_path / "a" / "model.onnx").read_bytes() == (tmp_path / "b" / "model.onnx").read_bytes()
