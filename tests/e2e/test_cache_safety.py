@@ -75,18 +75,26 @@ def test_a_planted_pickle_is_never_loaded(framework, tmp_path):
     assert ignored and all("which edgekit cannot read" in w for w in ignored), report["warnings"]
 
 
-def test_a_channel_pruned_factory_module_is_rebuilt_from_the_recipe(tmp_path):
-    """A torch module of the teacher factory's class is cached as its state_dict and layer sizes, and
-    rebuilt by the recipe's factory (narrowed to the pruned sizes): the reuse gives the same files."""
+FACTORY = ["--set", "teacher.path=sample_models/digits_cnn_torch.pth",
+           "--set", "teacher.factory=digits_torch_factory:build_model"]
+PROGRAM = ["--set", "teacher.path=sample_models/digits_cnn_torch.pt2"]  # a dynamic, bounded batch
+
+
+@pytest.mark.parametrize("teacher, prune, files", [
+    (FACTORY, "{structure: channels, sparsity: 0.5, epochs: 2}", ["module.json", "weights.pt"]),
+    (PROGRAM, "{sparsity: 0.5, epochs: 1}", ["model.pt2"]),
+], ids=["factory-module-channels", "exported-program"])
+def test_a_cached_torch_step_gives_the_same_files(teacher, prune, files, tmp_path):
+    """A module of the teacher factory's class is cached as its state_dict and layer sizes and
+    rebuilt by the recipe's factory (narrowed to the pruned sizes); an exported graph is cached as a
+    torch.export program. Exporting again from the reused step gives the same files."""
     cache = tmp_path / "cache"
-    args = ["compress", "recipes/quickstart.yaml", "-q", "--cache-dir", str(cache),
-            "--set", "teacher.path=sample_models/digits_cnn_torch.pth",
-            "--set", "teacher.factory=digits_torch_factory:build_model",
-            "--set", "stages=[{prune: {structure: channels, sparsity: 0.5, epochs: 2}}]",
+    args = ["compress", "recipes/quickstart.yaml", "-q", "--cache-dir", str(cache), *teacher,
+            "--set", f"stages=[{{prune: {prune}}}]",
             "--set", "export.formats=[onnx]", "--set", "evaluate.runtimes=[onnxruntime]", "--set", "gates={}"]
     first = run_edgekit(*args, "--output", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in cache.rglob("model/*")) == ["module.json", "weights.pt"]
+    assert sorted(p.name for p in cache.rglob("model/*")) == files
     second = run_edgekit(*args, "--output", str(tmp_path / "b"), "--set", "export.bundle=false")  # exports again
     assert second.returncode == 0, second.stderr
     report = json.loads((tmp_path / "b" / "report.json").read_text())

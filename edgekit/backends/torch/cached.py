@@ -49,7 +49,7 @@ def _program(model):
         raise ValueError(f"the {type(model).__name__} graph records no input shape to export it with")
     fixed = static_batch(model)
     example = torch.zeros((fixed or 2,) + tuple(int(d) for d in shape[1:]))
-    dynamic = None if fixed else ({0: torch.export.Dim("batch", min=1)},)
+    dynamic = None if fixed else ({0: torch.export.Dim.DYNAMIC},)  # with the ranges the graph allows
     set_mode(model, False)
     return torch.export.export(model, (example,), dynamic_shapes=dynamic)
 
