@@ -1,51 +1,113 @@
-"""The Backend protocol: what edgekit needs from a training framework.
+"""The Backend contract: what edgekit needs from a training framework.
 
 A backend works on in-memory models of its framework and numpy arrays in the dataset's canonical
 channels-last layout. Every method that changes a model returns a new one: the model passed in is
 never trained or modified (TF-MOT wrappers share layers, so backends clone first).
+
+The abstract methods are exactly what the run (edgekit.run) calls; `preflight` is shared, with
+the per-framework parts (`make_student`, `check_channels_prunable`) as hooks.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
 import numpy as np
+
+from edgekit.artifact import QuantizationAware
+from edgekit.errors import InputError
 
 ProgressFactory = Callable[[str, int], Any]  # (description, total) -> context manager yielding advance(n)
 
 
-class Backend(Protocol):
+class Backend(ABC):
+    """One training framework (`framework` is its name: "keras", "torch")."""
+
     framework: str
 
-    def load(self, path: Path) -> Any:
-        """Load a model file or directory; raise InputError naming the file when it cannot."""
+    @abstractmethod
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False) -> Any:
+        """Load the teacher's model file or directory; raise InputError naming the file when it cannot.
+        `factory` (torch: "pkg.module:function" building the module for a state_dict) and
+        `trust_code` (Keras: allow Lambda layers) are refused at validation for the other framework."""
 
-    def build(self, arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str, seed: int) -> Any:
+    @abstractmethod
+    def build(self, arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str,
+              seed: int) -> Any:
         """A new, untrained zoo model (`edgekit.zoo` names)."""
 
-    def train(self, model: Any, dataset: Any, epochs: int, batch_size: int, learning_rate: float,
-              seed: int, progress: Optional[ProgressFactory] = None) -> Any:
+    @abstractmethod
+    def train(self, model: Any, dataset: Any, epochs: int, batch_size: int, learning_rate: float, seed: int,
+              progress: Optional[ProgressFactory] = None, description: str = "train") -> Any:
         """A trained copy of `model` (the input is not modified)."""
 
+    @abstractmethod
+    def clone(self, model: Any) -> Any:
+        """An independent copy of `model` with the same weights."""
+
+    @abstractmethod
     def predict(self, model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Float outputs of the in-framework model."""
+        """Float outputs of the in-framework model for channels-last `x`."""
 
+    @abstractmethod
     def describe(self, model: Any) -> dict:
-        """{"params": int, "input_shape": [...], "output_shape": [...], "layers": int}."""
+        """{"name": str, "params": int, "layers": int} and, where the model records them,
+        "input_shape" and "output_shape"."""
 
-    def check_compatible(self, model: Any, dataset: Any, task: str) -> None:
+    @abstractmethod
+    def check_compatible(self, model: Any, dataset: Any, task: str, where: str = "teacher") -> None:
         """Raise InputError when the data's sample shape or label range does not fit the model."""
 
-    def export(self, model: Any, fmt: str, path: Path, quantization: Any, calibration: Optional[np.ndarray]) -> Path:
-        """Write `model` as `fmt` ("tflite" | "onnx") to `path`, honouring `quantization` where the
-        framework's converter applies it (the .tflite), and return the path written."""
+    @abstractmethod
+    def save_cached(self, model: Any, directory: Path) -> None:
+        """Write `model` into the new directory `directory` for the stage cache, in a form that loads
+        without unpickling; raise (the entry is then not stored) when the model has no such form."""
+
+    @abstractmethod
+    def load_cached(self, directory: Path, context: Any, quantization_aware: bool = False) -> Any:
+        """The model `save_cached` wrote to `directory`; `context` (the RunContext: recipe, dataset)
+        says how to rebuild what the files do not hold. Raise InputError when the entry is not one
+        this backend wrote."""
+
+    @abstractmethod
+    def qat_state(self, float_model: Any = None) -> QuantizationAware:
+        """What a quantization-aware model restored from the cache carries for its exporters."""
+
+    # ---- the shared preflight and its hooks --------------------------------------------------
+
+    def preflight(self, model: Any, context: Any) -> None:
+        """Refuse, before any training, stages the model they will receive cannot take: channel
+        pruning of a topology the framework cannot rebuild is named here, not after the teacher
+        trained. A distill stage hands its student to the stages after it."""
+        recipe = context.recipe
+        current = model
+        for i, stage in enumerate(recipe.stages):
+            if stage.kind == "distill":
+                current = self.make_student(stage.distill, current, context.dataset, recipe)
+            elif stage.kind == "prune" and stage.prune.structure == "channels":
+                try:
+                    self.check_channels_prunable(current, context.dataset)
+                except InputError as exc:
+                    raise InputError(f"{recipe.where('stages', i)}: structure: channels cannot prune "
+                                     f"{self.prune_subject(current)}: {exc}") from None
+
+    @abstractmethod
+    def make_student(self, config: Any, teacher: Any, dataset: Any, recipe: Any) -> Any:
+        """The untrained student a distill stage with `config` trains from `teacher`."""
+
+    @abstractmethod
+    def check_channels_prunable(self, model: Any, dataset: Any) -> None:
+        """Raise InputError saying why channel pruning cannot rebuild `model`."""
+
+    def prune_subject(self, model: Any) -> str:
+        """How the preflight's channel-pruning message names the model."""
+        return "this model"
 
 
 def check_labels_fit(dataset: Any, outputs: Optional[int], task: str, where: str) -> None:
     """Raise InputError when a class id in the data has no output of the model."""
-    from edgekit.errors import InputError
-
     if task != "classification" or outputs is None:
         return
     largest = int(max(dataset.y_train.max(initial=0), dataset.y_test.max(initial=0)))
@@ -54,7 +116,7 @@ def check_labels_fit(dataset: Any, outputs: Optional[int], task: str, where: str
                          f"(classes 0..{outputs - 1}). Check data.keys.y_train / y_test or the model.")
 
 
-class TrainModuleBackend:
+class TrainModuleBackend(Backend):
     """Training, copying and prediction through the backend's own `train` module (`_train`), so
     each backend only says how its framework does them."""
 

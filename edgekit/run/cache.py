@@ -8,8 +8,11 @@ later stage's config re-runs only from that stage.
 
 Location: `--cache-dir DIR`, else $EDGEKIT_CACHE_DIR, else $XDG_CACHE_HOME/edgekit, else
 ~/.cache/edgekit. `--no-cache` turns it off. Entries are written to a temporary directory and
-renamed into place, so an interrupted run never leaves a half-written entry. Entries hold models
-saved by edgekit itself (torch ones as pickles): point the cache only at a directory you own.
+renamed into place, so an interrupted run never leaves a half-written entry. Entries hold no
+pickles: models are saved by their backend in formats that load without running code from the
+file (HDF5, torch.export programs, TorchScript, state_dicts read with weights_only), metadata is
+JSON and arrays are .npy read without allow_pickle. An entry that cannot be read that way is
+discarded with a warning and its step runs again.
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ class StageCache:
         path = self.entry(key)
         return json.loads((path / "meta.json").read_text()) if path else None
 
+    def discard(self, key: str) -> None:
+        """Remove the entry for `key` (one that could not be read), so a new one can take its place."""
+        path = self.root / key
+        if self.enabled and path.is_dir() and path.parent == self.root:
+            shutil.rmtree(path, ignore_errors=True)
+
     def store(self, key: str, meta: dict, writer: Optional[Callable[[Path], None]] = None) -> Optional[str]:
         """Write an entry atomically; returns a warning instead of failing the run when it cannot."""
         if not self.enabled or self.entry(key):
@@ -86,7 +95,7 @@ class StageCache:
                 raise
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # a full disk or an unpicklable model must not fail the run
+        except Exception as exc:  # a full disk or a model with no safe saved form must not fail the run
             return f"stage cache: could not store an entry in {self.root} ({type(exc).__name__}: {str(exc)[:200]})"
         return None
 

@@ -10,104 +10,31 @@ finished (gates may fail: the artifacts and report are still kept, with exit cod
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
-from rich.markup import escape
 
 from edgekit import __version__
 from edgekit.artifact import Artifact
-from edgekit.backends import get_backend
 from edgekit.run.cache import DISABLED, StageCache
 from edgekit.run.bundle import model_card, write_labels, write_model_card
 from edgekit.data import Dataset, load_dataset
 from edgekit.environment import describe_environment
-from edgekit.errors import EdgekitError, StageError
 from edgekit.run.exporting import export_all
 from edgekit.gates import evaluate_gates, verdict
 from edgekit.run.measuring import measure_exports, measure_teacher
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe, TrainConfig, resolved_yaml
 from edgekit.report import SCHEMA, write_report
-from edgekit.run.reuse import exports_key, load_model, restore_exports, stage_keys, store_exports, store_model, teacher_key
+from edgekit.run.context import RunContext
+from edgekit.run.reuse import exports_key, restore_exports, stage_keys, store_exports, teacher_key
 from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.stages import run_stage
 from edgekit.recipe.support import check_support
 from edgekit.run.validation import check_files
-
-
-@dataclass
-class RunContext:
-    """What every stage may read: the recipe, the data, the backend, progress and the run's log."""
-
-    recipe: Recipe
-    dataset: Dataset
-    backend: Any
-    progress: Progress = SILENT
-    workdir: Path | None = None
-    stages: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    cache: StageCache = DISABLED
-    keys: dict = field(default_factory=dict)  # cache keys: "teacher", "stages" (one per stage), "exports"
-
-    def replay(self, record: dict, seconds: float) -> None:
-        """Record a step taken from the stage cache: its original figures, this run's time."""
-        replayed = {**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
-                    "wall_s": round(seconds, 3)}
-        self.stages.append(replayed)
-        self.progress.message(f"[green]✓[/] {escape(record['name'])}: {escape(record['summary'])} (from the stage cache)")
-
-    def keep(self, key: str | None, artifact: Artifact, record: dict) -> None:
-        """Store a trained step's model in the stage cache (a failure to store is a warning)."""
-        if key and self.cache.enabled:
-            problem = store_model(self.cache, key, artifact, self.backend, record)
-            if problem:
-                self.warnings.append(problem)
-
-    def reuse(self, key: str | None) -> Artifact | None:
-        """The cached artifact for `key`, replayed into the report, or None."""
-        if not key or not self.cache.enabled or self.cache.entry(key) is None:
-            return None
-        start = time.perf_counter()
-        artifact, record = load_model(self.cache, key, self.backend, self.recipe)
-        self.replay(record, time.perf_counter() - start)
-        return artifact
-
-
-    @contextlib.contextmanager
-    def stage(self, name: str, summary: str = "", config: Any = None) -> Iterator[dict]:
-        """Time a step and record it for the report; unexpected errors become StageError(name)."""
-        record = {"name": name, "summary": summary, "config": config, "metrics": {}}
-        start = time.perf_counter()
-        try:
-            yield record
-        except (EdgekitError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            raise StageError(name, f"{type(exc).__name__}: {str(exc).strip()[:800]}") from exc
-        record["wall_s"] = round(time.perf_counter() - start, 3)
-        self.stages.append(record)
-        self.progress.message(f"[green]✓[/] {escape(name)}: {escape(record['summary'])} ({record['wall_s']:.1f} s)")
-
-
-class LazyBackend:
-    """The backend of `framework`, imported on first use: a run served wholly from the stage cache
-    measures its files without importing TensorFlow or torch."""
-
-    def __init__(self, framework: str):
-        self.framework = framework
-        self._backend = None
-
-    def __getattr__(self, name: str):
-        if self._backend is None:
-            self._backend = get_backend(self.framework)
-        return getattr(self._backend, name)
 
 
 @dataclass
@@ -147,7 +74,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
             backend.check_compatible(model, data, recipe.task, where=str(path))
             backend.preflight(model, ctx)
             record["metrics"]["params"] = backend.describe(model)["params"]
-        return Artifact(backend.framework, model, source=str(teacher.path))
+        return Artifact(ctx.framework, model, source=str(teacher.path))
     train = teacher.train or TrainConfig()
     summary = f"built {teacher.build.arch} (width {teacher.build.width:g}) and trained {train.epochs} epochs"
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
@@ -158,7 +85,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
                               progress=ctx.progress.task, description="train teacher")
         record["metrics"]["params"] = backend.describe(model)["params"]
-    artifact = Artifact(backend.framework, model, source=f"zoo:{teacher.build.arch}")
+    artifact = Artifact(ctx.framework, model, source=f"zoo:{teacher.build.arch}")
     ctx.keep(key, artifact, record)
     return artifact
 
@@ -208,7 +135,7 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
     keys = cache_keys(recipe, dataset, framework) if cache.enabled else {}
     with staged_directory(target) as workdir:
-        ctx = RunContext(recipe, dataset, LazyBackend(framework), progress, workdir, cache=cache, keys=keys)
+        ctx = RunContext(recipe, dataset, framework, progress, workdir, cache=cache, keys=keys)
         restored = restore_exports(cache, keys["exports"], workdir) if keys else None
         if restored is not None:
             exports, teacher_entry, teacher_outputs, records = restored
@@ -251,7 +178,7 @@ def _assemble(recipe: Recipe, ctx: RunContext, artifacts: list[dict]) -> dict:
         "recipe_sha256": recipe_hash(recipe),
         "task": recipe.task,
         "metric": "accuracy" if recipe.task == "classification" else "mae",
-        "framework": ctx.backend.framework,
+        "framework": ctx.framework,
         "environment": describe_environment(),
         "data": ctx.dataset.summary(),
         "stages": ctx.stages,

@@ -72,22 +72,32 @@ def store_model(cache, key: str, artifact: Artifact, backend, record: dict) -> O
     return cache.store(key, meta, write)
 
 
-def load_model(cache, key: str, backend, recipe) -> Optional[tuple[Artifact, dict]]:
+def load_model(cache, key: str, backend, context) -> tuple[Optional[tuple[Artifact, dict]], Optional[str]]:
+    """((artifact, stage record), None) from the entry for `key`; (None, why) when the entry cannot
+    be read as one edgekit wrote (it is then discarded, so this run's result replaces it)."""
     entry = cache.entry(key)
     if entry is None:
-        return None
-    meta = json.loads((entry / "meta.json").read_text())
-    state = meta["state"]
-    model = backend.load_cached(entry / "model", state["quantization_aware"])
-    qat = None
-    if state["quantization_aware"]:
-        float_model = backend.load_cached(entry / "float_model") if (entry / "float_model").exists() else None
-        qat = backend.qat_state(float_model)
-    artifact = Artifact(backend.framework, model, name=meta["name"],
-                        plan=recipe.quantize.plan() if state["planned"] else None,
-                        history=tuple(meta["history"]), source=state["source"], pruned=state["pruned"],
-                        clustered=state["clustered"], qat=qat, details=state["details"])
-    return artifact, meta["record"]
+        return None, None
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        state = meta["state"]
+        model = backend.load_cached(entry / "model", context, bool(state["quantization_aware"]))
+        qat = None
+        if state["quantization_aware"]:
+            float_dir = entry / "float_model"
+            float_model = backend.load_cached(float_dir, context) if float_dir.exists() else None
+            qat = backend.qat_state(float_model)
+        artifact = Artifact(backend.framework, model, name=meta["name"],
+                            plan=context.recipe.quantize.plan() if state["planned"] else None,
+                            history=tuple(meta["history"]), source=state["source"], pruned=state["pruned"],
+                            clustered=state["clustered"], qat=qat, details=state["details"])
+        return (artifact, meta["record"]), None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        cache.discard(key)
+        return None, (f"stage cache: ignored the entry {entry.name} in {cache.root}, which edgekit cannot read "
+                      f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the step runs again")
 
 
 # ---- the exports entry -----------------------------------------------------------------------
@@ -114,12 +124,16 @@ def restore_exports(cache, key: str, workdir: Path):
     if entry is None:
         return None
     start = time.perf_counter()
-    meta = json.loads((entry / "meta.json").read_text())
-    for path in (entry / "files").iterdir():
-        shutil.copy2(path, workdir / path.name)
-    exports = [Export(e["role"], e["fmt"], workdir / e["file"], e["precision"], e["io"], e["layout"])
-               for e in meta["exports"]]
-    outputs = np.load(entry / "teacher_outputs.npy")
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        exports = [Export(e["role"], e["fmt"], workdir / e["file"], e["precision"], e["io"], e["layout"])
+                   for e in meta["exports"]]
+        outputs = np.load(entry / "teacher_outputs.npy", allow_pickle=False)
+        for path in (entry / "files").iterdir():
+            shutil.copy2(path, workdir / path.name)
+    except (OSError, ValueError, KeyError, TypeError):  # not an entry edgekit wrote: train and export again
+        cache.discard(key)
+        return None
     restored = round(time.perf_counter() - start, 3)
     stages = [{**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
                "wall_s": 0.0} for record in meta["stages"]]

@@ -25,7 +25,7 @@ def check_deep(recipe: Recipe, framework: str) -> dict:
     """Read the data and the teacher, check they fit, run the preflight; returns what was found."""
     from edgekit.backends import get_backend
     from edgekit.data import load_dataset
-    from edgekit.run.pipeline import RunContext
+    from edgekit.run.context import RunContext
 
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
     backend = get_backend(framework)
@@ -36,5 +36,5 @@ def check_deep(recipe: Recipe, framework: str) -> dict:
         model = backend.build(teacher.build.arch, teacher.build.width, dataset.input_shape, dataset.num_classes,
                               recipe.task, recipe.seed)
     backend.check_compatible(model, dataset, recipe.task, where=str(teacher.path or "teacher.build"))
-    backend.preflight(model, RunContext(recipe, dataset, backend))
+    backend.preflight(model, RunContext(recipe, dataset, framework))
     return {**dataset.summary(), "params": backend.describe(model)["params"]}

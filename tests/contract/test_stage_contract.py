@@ -19,7 +19,7 @@ from edgekit.artifact import Artifact
 from edgekit.backends import available_frameworks, get_backend
 from edgekit.data import Dataset
 from edgekit.recipe import DistillConfig, PruneConfig, parse_recipe
-from edgekit.run.pipeline import RunContext
+from edgekit.run.context import RunContext
 from edgekit.stages import STAGE_CONFIGS, implemented_labels, methods, run_stage
 from tests.helpers import band_dataset
 
@@ -54,7 +54,7 @@ class Kit:
     def context(self, data: Dataset) -> RunContext:
         recipe = parse_recipe({"version": 1, "task": data.task,
                                "teacher": {"build": {"arch": "cnn_small"}, "framework": self.framework}})
-        return RunContext(recipe, data, self.backend)
+        return RunContext(recipe, data, self.framework)
 
     def accuracy(self, model, data: Dataset) -> float:
         return float((self.backend.predict(model, data.x_test).argmax(1) == data.y_test).mean())

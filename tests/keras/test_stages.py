@@ -10,7 +10,7 @@ from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
 from edgekit.formats.registry import get_format
-from edgekit.run.pipeline import RunContext
+from edgekit.run.context import RunContext
 from edgekit.recipe import ClusterConfig, PruneConfig, QuantizeConfig, parse_recipe
 from edgekit.stages import run_stage
 from tests.helpers import band_dataset
@@ -29,7 +29,7 @@ def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -
 
 def _context(data: Dataset) -> RunContext:
     recipe = parse_recipe({"version": 1, "task": data.task, "teacher": {"build": {"arch": "cnn_small"}}})
-    return RunContext(recipe, data, keras_backend)
+    return RunContext(recipe, data, "keras")
 
 
 @pytest.fixture(scope="module")

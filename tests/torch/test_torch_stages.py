@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from edgekit.artifact import Artifact  # noqa: E402
 from edgekit.data import Dataset  # noqa: E402
-from edgekit.run.pipeline import RunContext  # noqa: E402
+from edgekit.run.context import RunContext  # noqa: E402
 from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig, parse_recipe  # noqa: E402
 from edgekit.stages import run_stage  # noqa: E402
 from edgekit.backends.torch import BACKEND, distill, prune  # noqa: E402
@@ -24,7 +24,7 @@ def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -
 def _context(data: Dataset) -> RunContext:
     recipe = parse_recipe({"version": 1, "task": data.task,
                            "teacher": {"build": {"arch": "cnn_small"}, "framework": "torch"}})
-    return RunContext(recipe, data, BACKEND)
+    return RunContext(recipe, data, BACKEND.framework)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
-
-import numpy as np
+from typing import Optional
 
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import channels, cluster, distill, loading, prune, qat, train, zoo
+from edgekit.backends.keras import cached, channels, distill, loading, train, zoo
 
 
 def _shape(shape) -> list:
@@ -21,19 +19,14 @@ class KerasBackend(TrainModuleBackend):
     framework = "keras"
     _train = train
 
-    def preflight(self, model, ctx) -> None:
-        """Refuse, before any training, stages the model they will receive cannot take: channel
-        pruning of a topology it cannot rebuild is named here, not after the teacher trained."""
-        current = model
-        for i, stage in enumerate(ctx.recipe.stages):
-            if stage.kind == "distill":
-                current = distill.make_student(stage.distill, current, ctx.dataset, ctx.recipe)
-            elif stage.kind == "prune" and stage.prune.structure == "channels":
-                try:
-                    channels.check_prunable(current)
-                except InputError as exc:
-                    raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
-                                     f"'{current.name}': {exc}") from None
+    def make_student(self, config, teacher, dataset, recipe):
+        return distill.make_student(config, teacher, dataset, recipe)
+
+    def check_channels_prunable(self, model, dataset) -> None:
+        channels.check_prunable(model)
+
+    def prune_subject(self, model) -> str:
+        return f"'{model.name}'"
 
     def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
         """`factory` is a torch-only option, refused for Keras teachers at validation."""
@@ -63,22 +56,11 @@ class KerasBackend(TrainModuleBackend):
         check_labels_fit(dataset, model.output_shape[-1], task, where)
 
     def save_cached(self, model, directory: Path) -> None:
-        """Save for the stage cache: HDF5, the one format that also round-trips TF-MOT QAT models."""
-        import warnings
+        """Save for the stage cache as HDF5 (see `cached`), which loads without unpickling."""
+        cached.save(model, directory)
 
-        directory.mkdir(parents=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.save(str(directory / "model.h5"))
-
-    def load_cached(self, directory: Path, quantization_aware: bool = False):
-        from edgekit.backends.keras.compat import keras, tfmot
-
-        path = str(directory / "model.h5")
-        if quantization_aware:
-            with tfmot().quantization.keras.quantize_scope():
-                return keras.models.load_model(path, compile=False)
-        return keras.models.load_model(path, compile=False)
+    def load_cached(self, directory: Path, context, quantization_aware: bool = False):
+        return cached.load(directory, quantization_aware, bool(context.recipe.teacher.trust_code))
 
     def qat_state(self, float_model=None) -> QuantizationAware:
         """A TF-MOT QAT model needs nothing beside itself: its exporters read the fake-quant ranges."""

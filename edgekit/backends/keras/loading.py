@@ -23,7 +23,7 @@ _UNSAFE_CODE_MESSAGE = (
 )
 
 
-def _holds_python_code(path: Path) -> bool:
+def holds_python_code(path: Path) -> bool:
     """True when a .h5 or SavedModel declares a Lambda layer (marshalled Python bytecode).
     `.keras` files are checked by Keras itself (safe_mode)."""
     try:
@@ -74,7 +74,7 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
         problem = _not_a_zip(path, key)
         if problem:
             raise InputError(problem)
-    if not trust_code and _holds_python_code(path):
+    if not trust_code and holds_python_code(path):
         raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
     kwargs = {"compile": False}
     if path.suffix.lower() == ".keras":

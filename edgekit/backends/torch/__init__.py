@@ -2,20 +2,19 @@
 
 Arrays cross this boundary in edgekit's channels-last layout and are transposed to NCHW here, so
 a torch teacher takes the same `data:` section as a Keras one. Exported files keep torch's NCHW
-input unless `export.channels_last: true` asks for an NHWC `.tflite` (`input_layout` says which).
+input unless `export.channels_last: true` asks for an NHWC `.tflite` (the format's writer for torch
+says which layout it gives: edgekit.formats.tflite).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
-
-import numpy as np
+from typing import Optional
 
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.torch import distill, loading, prune, qat, train, zoo
+from edgekit.backends.torch import cached, distill, loading, prune, qat, train, zoo
 from edgekit.backends.torch.compat import torch
 from edgekit.backends.torch.layout import model_shape, to_nchw
 
@@ -48,40 +47,18 @@ class TorchBackend(TrainModuleBackend):
         outputs = int(out.shape[-1]) if out.ndim > 1 else 1
         check_labels_fit(dataset, outputs, task, where)
 
-    def preflight(self, model, ctx) -> None:
-        """Channel pruning's dependency check on the model each stage will receive, before training."""
-        current = model
-        for i, stage in enumerate(ctx.recipe.stages):
-            if stage.kind == "distill":
-                current = distill.make_student(stage.distill, current, ctx.dataset, ctx.recipe)
-            elif stage.kind == "prune" and stage.prune.structure == "channels":
-                try:
-                    prune.check_prunable(current, ctx.dataset)
-                except InputError as exc:
-                    raise InputError(f"{ctx.recipe.where('stages', i)}: structure: channels cannot prune "
-                                     f"this model: {exc}") from None
+    def make_student(self, config, teacher, dataset, recipe):
+        return distill.make_student(config, teacher, dataset, recipe)
 
-    CACHED_ATTRIBUTES = ("edgekit_batch",)
+    def check_channels_prunable(self, model, dataset) -> None:
+        prune.check_prunable(model, dataset)
 
     def save_cached(self, model, directory: Path) -> None:
-        """Save for the stage cache, which only edgekit writes: TorchScript as TorchScript, anything
-        else pickled whole (exported and PT2E graphs have no other complete form), with the
-        attributes edgekit sets on modules kept beside it."""
-        directory.mkdir(parents=True)
-        if isinstance(model, torch.jit.ScriptModule):
-            torch.jit.save(model, str(directory / "model.ts"))
-            return
-        attributes = {name: getattr(model, name) for name in self.CACHED_ATTRIBUTES if hasattr(model, name)}
-        torch.save({"model": model, "attributes": attributes}, directory / "model.pt")
+        """Save for the stage cache without pickles (see `cached`)."""
+        cached.save(model, directory)
 
-    def load_cached(self, directory: Path, quantization_aware: bool = False):
-        if (directory / "model.ts").exists():
-            return torch.jit.load(str(directory / "model.ts"), map_location="cpu")
-        saved = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)  # edgekit's own entry
-        model = saved["model"]
-        for name, value in saved["attributes"].items():
-            setattr(model, name, value)
-        return model
+    def load_cached(self, directory: Path, context, quantization_aware: bool = False):
+        return cached.load(directory, context, quantization_aware)
 
     def qat_state(self, float_model=None) -> QuantizationAware:
         """The PT2E quantizer QAT trains with (a fixed configuration, rebuilt rather than stored) and

@@ -10,8 +10,8 @@ Three kinds of file are accepted, told apart by their contents (torch files are 
 A pickled `nn.Module` (`torch.save(model)`) is refused: unpickling it runs arbitrary code from the file.
 
 Exported programs are specialised to the batch size they were exported with unless a dynamic batch
-dimension was declared; the static size is kept as `model.edgekit_batch` so `train.predict` feeds
-batches of exactly that size.
+dimension was declared; the module's graph records that size in its input's shape, which
+`train.static_batch` reads so `train.predict` feeds batches of exactly that size.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _check_unzippable(path: Path, key: str) -> None:
         raise _not_torch(path, key)
 
 
-def _load_export(path: Path, key: str = "teacher.path"):
+def load_export(path: Path, key: str = "teacher.path"):
     export_log = logging.getLogger("torch.export")  # logs a traceback before raising on a bad archive
     level = export_log.level
     export_log.setLevel(logging.CRITICAL)
@@ -110,26 +110,10 @@ def _load_export(path: Path, key: str = "teacher.path"):
     finally:
         export_log.setLevel(level)
         quiet_python_loggers()
-    batch = _static_batch(program)
-    if batch is not None:
-        module.edgekit_batch = batch
     return module
 
 
-def _static_batch(program) -> Optional[int]:
-    """The batch size an exported program is fixed to, or None when its batch dimension is dynamic."""
-    users = set(program.graph_signature.user_inputs)
-    for node in program.graph.nodes:
-        if node.op == "placeholder" and node.name in users:
-            value = node.meta.get("val")
-            shape = getattr(value, "shape", None)
-            if shape is not None and len(shape) > 0 and isinstance(shape[0], int):
-                return int(shape[0])
-            return None
-    return None
-
-
-def _load_script(path: Path, key: str = "teacher.path"):
+def load_script(path: Path, key: str = "teacher.path"):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript loader
@@ -138,7 +122,7 @@ def _load_script(path: Path, key: str = "teacher.path"):
         raise _corrupt(path, "TorchScript model", exc, key) from None
 
 
-def _import_factory(factory: str, beside: Path):
+def import_factory(factory: str, beside: Path):
     """Import "package.module:function", looking beside the weights file and in the working
     directory first (the console script's sys.path has neither), then on PYTHONPATH."""
     module_name, sep, function_name = factory.partition(":")
@@ -201,7 +185,7 @@ def _load_state_dict(path: Path, factory: Optional[str], key: str = "teacher.pat
                          "\"pkg.module:build_model\" to a function that builds the nn.Module, or save a "
                          "torch.export (.pt2) or TorchScript (.pt) model instead.")
     try:
-        module = _import_factory(factory, path.parent)()
+        module = import_factory(factory, path.parent)()
     except InputError:
         raise
     except Exception as exc:
@@ -235,12 +219,12 @@ def load(path: Path, factory: Optional[str] = None, key: str = "teacher.path") -
         _check_unzippable(path, key)
     kind = _kind(path, members)
     if kind == "export":
-        model = _load_export(path, key)
+        model = load_export(path, key)
     elif kind == "script":
-        model = _load_script(path, key)
+        model = load_script(path, key)
     else:
         model = _load_state_dict(path, factory, key)
     set_mode(model, False)
     return model
 
-__all__ = ["SUFFIXES", "load"]
+__all__ = ["SUFFIXES", "import_factory", "load", "load_export", "load_script"]

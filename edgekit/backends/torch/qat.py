@@ -102,13 +102,10 @@ def export_for_training(model: nn.Module, dataset):
         x = np.concatenate([x] + [x[:1]] * (count - len(x)))
     example = torch.from_numpy(to_nchw(x))
     train.set_mode(model, False)
-    if fixed:
-        graph = torch.export.export(model, (example,)).module()
-        graph.edgekit_batch = fixed
-    else:
-        batch = torch.export.Dim("batch", min=1)
-        graph = torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
-    return graph
+    if fixed:  # the graph records the fixed batch in its input's shape (`train.static_batch`)
+        return torch.export.export(model, (example,)).module()
+    batch = torch.export.Dim("batch", min=1)
+    return torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
 
 
 def _has_op(graph_module, fragment: str) -> bool:
@@ -184,9 +181,6 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
     float_model = train.clone(artifact.model)
     quantizer = make_quantizer()
     prepared = allow_train_eval(prepare_qat_pt2e(export_for_training(source, ctx.dataset), quantizer))
-    batch = train.static_batch(source)
-    if batch:
-        prepared.edgekit_batch = batch
 
     names = dict(prepared.named_parameters())
     masks = _zero_masks(float_model, set(names)) if artifact.pruned else {}
@@ -205,8 +199,6 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
     float_model, fine_tuned = float_weights(prepared, float_model)
     converted = allow_train_eval(convert_pt2e(prepared, fold_quantize=False))
     converted.eval()
-    if batch:
-        converted.edgekit_batch = batch
 
     scheme = SCHEME + (", sparsity-preserving" if masks else "")
     details = {"scheme": scheme}

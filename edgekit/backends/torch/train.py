@@ -45,10 +45,7 @@ def clone(model: nn.Module) -> nn.Module:
         return torch.jit.load(buffer, map_location="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's pytree deprecations, for exported graphs
-        copied = copy.deepcopy(model)
-    if static_batch(model):  # GraphModule's deepcopy drops attributes it does not know
-        copied.edgekit_batch = static_batch(model)
-    return copied
+        return copy.deepcopy(model)
 
 
 def param_count(model: nn.Module) -> int:
@@ -99,10 +96,21 @@ def _set_exported_mode(model, training: bool) -> None:
         module.training = bool(training)
 
 
+def input_placeholder(model: nn.Module):
+    """The graph node of the first input of a `torch.export` / PT2E graph, or None for other models."""
+    if not isinstance(model, torch.fx.GraphModule):
+        return None
+    return next((node for node in model.graph.nodes if node.op == "placeholder"), None)
+
+
 def static_batch(model: nn.Module) -> Optional[int]:
-    """The only batch size the model accepts (a `torch.export` program without a dynamic batch)."""
-    batch = getattr(model, "edgekit_batch", None)
-    return int(batch) if batch else None
+    """The only batch size the model accepts: that of a `torch.export` graph whose input's batch
+    dimension was recorded as a number (a dynamic one is recorded as a symbol), else None."""
+    node = input_placeholder(model)
+    shape = getattr(node.meta.get("val"), "shape", None) if node is not None else None
+    if shape is not None and len(shape) > 0 and isinstance(shape[0], int):
+        return int(shape[0])
+    return None
 
 
 def _first_tensor(out):
@@ -258,5 +266,5 @@ def steps_per_epoch(dataset, batch_size: int) -> int:
     return max(1, int(np.ceil(len(dataset.x_train) / batch_size)))
 
 
-__all__ = ["clone", "default_loss", "first_tensor", "fit", "fit_module", "param_count", "predict", "set_mode", "set_seed",
+__all__ = ["clone", "default_loss", "first_tensor", "fit", "fit_module", "input_placeholder", "param_count", "predict", "set_mode", "set_seed",
            "static_batch", "steps_per_epoch"]

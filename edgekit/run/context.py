@@ -1,0 +1,92 @@
+"""RunContext: what every stage of a run may read, and how a step is timed, recorded and cached.
+
+The backend is resolved from the framework's name on first use (`RunContext.backend`): a run served
+wholly from the stage cache measures its files without importing TensorFlow or torch, and code
+that only needs the name reads `RunContext.framework`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.markup import escape
+
+from edgekit.artifact import Artifact
+from edgekit.backends import get_backend
+from edgekit.backends.base import Backend
+from edgekit.data import Dataset
+from edgekit.errors import EdgekitError, StageError
+from edgekit.progress import SILENT, Progress
+from edgekit.recipe import Recipe
+from edgekit.run.cache import DISABLED, StageCache
+from edgekit.run.reuse import load_model, store_model
+
+
+@dataclass
+class RunContext:
+    """What every stage may read: the recipe, the data, the backend, progress and the run's log."""
+
+    recipe: Recipe
+    dataset: Dataset
+    framework: str
+    progress: Progress = SILENT
+    workdir: Path | None = None
+    stages: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cache: StageCache = DISABLED
+    keys: dict = field(default_factory=dict)  # cache keys: "teacher", "stages" (one per stage), "exports"
+
+    @cached_property
+    def backend(self) -> Backend:
+        """The framework's backend, imported on first use."""
+        return get_backend(self.framework)
+
+    def replay(self, record: dict, seconds: float) -> None:
+        """Record a step taken from the stage cache: its original figures, this run's time."""
+        replayed = {**record, "cached": True, "trained_wall_s": record.get("trained_wall_s", record["wall_s"]),
+                    "wall_s": round(seconds, 3)}
+        self.stages.append(replayed)
+        self.progress.message(f"[green]✓[/] {escape(record['name'])}: {escape(record['summary'])} (from the stage cache)")
+
+    def keep(self, key: str | None, artifact: Artifact, record: dict) -> None:
+        """Store a trained step's model in the stage cache (a failure to store is a warning)."""
+        if key and self.cache.enabled:
+            problem = store_model(self.cache, key, artifact, self.backend, record)
+            if problem:
+                self.warnings.append(problem)
+
+    def reuse(self, key: str | None) -> Artifact | None:
+        """The cached artifact for `key`, replayed into the report, or None (also when the entry
+        cannot be read: a warning says so, and the step runs again)."""
+        if not key or not self.cache.enabled or self.cache.entry(key) is None:
+            return None
+        start = time.perf_counter()
+        loaded, problem = load_model(self.cache, key, self.backend, self)
+        if loaded is None:
+            if problem:
+                self.warnings.append(problem)
+                self.progress.message(f"[yellow]![/] {escape(problem)}")
+            return None
+        artifact, record = loaded
+        self.replay(record, time.perf_counter() - start)
+        return artifact
+
+    @contextlib.contextmanager
+    def stage(self, name: str, summary: str = "", config: Any = None) -> Iterator[dict]:
+        """Time a step and record it for the report; unexpected errors become StageError(name)."""
+        record = {"name": name, "summary": summary, "config": config, "metrics": {}}
+        start = time.perf_counter()
+        try:
+            yield record
+        except (EdgekitError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise StageError(name, f"{type(exc).__name__}: {str(exc).strip()[:800]}") from exc
+        record["wall_s"] = round(time.perf_counter() - start, 3)
+        self.stages.append(record)
+        self.progress.message(f"[green]✓[/] {escape(name)}: {escape(record['summary'])} ({record['wall_s']:.1f} s)")

@@ -1,0 +1,92 @@
+"""The Backend contract (edgekit.backends.base) and the RunContext's lazily resolved backend,
+without importing a framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgekit.backends.base import Backend
+from edgekit.data import Dataset
+from edgekit.errors import InputError
+from edgekit.recipe import parse_recipe
+from edgekit.run import context as context_module
+from edgekit.run.context import RunContext
+from tests.helpers import ROOT
+
+CALLED_BY_THE_RUN = {"load", "build", "train", "clone", "predict", "describe", "check_compatible", "save_cached",
+                     "load_cached", "qat_state", "make_student", "check_channels_prunable"}
+
+
+def test_the_abstract_methods_are_what_the_run_calls():
+    assert Backend.__abstractmethods__ == CALLED_BY_THE_RUN
+
+
+class _Fake(Backend):
+    """Every abstract method as a stub that records make_student / check_channels_prunable calls."""
+
+    framework = "fake"
+
+    def __init__(self, refuse: str = ""):
+        self.calls, self.refuse = [], refuse
+
+    def make_student(self, config, teacher, dataset, recipe):
+        self.calls.append(("student", teacher))
+        return "student"
+
+    def check_channels_prunable(self, model, dataset):
+        self.calls.append(("channels", model))
+        if self.refuse:
+            raise InputError(self.refuse)
+
+
+for _name in CALLED_BY_THE_RUN - {"make_student", "check_channels_prunable"}:
+    setattr(_Fake, _name, lambda self, *args, **kwargs: None)
+_Fake.__abstractmethods__ = frozenset()
+
+
+def _context(stages: list) -> RunContext:
+    recipe = parse_recipe({"version": 1, "teacher": {"build": {"arch": "cnn_tiny"}}, "stages": stages})
+    x, y = np.zeros((4, 8, 8, 1), np.float32), np.zeros(4, np.int64)
+    return RunContext(recipe, Dataset(x, y, x[:0], y[:0], x, y, x), "fake")
+
+
+def test_a_backend_missing_a_method_cannot_be_made():
+    class Partial(Backend):
+        framework = "partial"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()
+
+
+def test_preflight_checks_channel_pruning_on_the_distilled_student():
+    backend = _Fake()
+    stages = [{"distill": {"student": {"arch": "cnn_tiny"}}}, {"prune": {"structure": "channels", "sparsity": 0.5}}]
+    backend.preflight("teacher", _context(stages))
+    assert backend.calls == [("student", "teacher"), ("channels", "student")]
+
+
+def test_preflight_names_the_recipe_line_and_the_model():
+    backend = _Fake(refuse="a concat joins two branches")
+    ctx = _context([{"prune": {"structure": "channels", "sparsity": 0.5}}])
+    with pytest.raises(InputError, match=r"^recipe, stages\[0\]: structure: channels cannot prune this model: a concat"):
+        backend.preflight("teacher", ctx)
+
+
+def test_the_backend_is_resolved_once_on_first_use(monkeypatch):
+    looked_up = []
+    monkeypatch.setattr(context_module, "get_backend", lambda name: looked_up.append(name) or _Fake())
+    ctx = _context([])
+    assert ctx.framework == "fake" and looked_up == []
+    assert ctx.backend is ctx.backend and looked_up == ["fake"]
+
+
+def test_a_context_imports_no_framework():
+    """Building a context (as a run served from the stage cache does) leaves TensorFlow and torch unimported."""
+    code = ("import sys; from tests.unit.test_backend_contract import _context; ctx = _context([]); "
+            "print(ctx.framework, sorted({'tensorflow', 'tf_keras', 'torch'} & set(sys.modules)))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert found.stdout.split() == ["fake", "[]"], found.stdout + found.stderr
