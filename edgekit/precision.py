@@ -25,6 +25,7 @@ class Plan:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    calibrated: ClassVar[bool] = False  # its activation ranges come from calibration samples
     io: str = "float32"
     per_channel: bool = True
     quantization_aware: bool = False
@@ -43,6 +44,7 @@ class Plan:
 class Int8(Plan):
     name: ClassVar[str] = "int8"
     description: ClassVar[str] = "full integer: int8 weights and activations, calibrated (or learned in QAT)"
+    calibrated: ClassVar[bool] = True
     io: str = "int8"
 
 

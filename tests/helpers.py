@@ -99,3 +99,25 @@ def make_previous_run(run: Path) -> None:
 def snapshot(root: Path) -> dict:
     """Every path under root (relative) with its bytes; None for directories."""
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def stage_context(data, framework: str):
+    """A RunContext for calling stages directly on `data` with `framework`'s backend."""
+    from edgekit.recipe import parse_recipe
+    from edgekit.run.context import RunContext
+
+    recipe = parse_recipe({"version": 1, "task": data.task,
+                           "teacher": {"build": {"arch": "cnn_small"}, "framework": framework}})
+    return RunContext(recipe, data, framework)
+
+
+def trained_artifact(framework: str, data, epochs: int, arch: str = "cnn_small", width: float = 1.0,
+                     outputs: int = 4):
+    """A zoo model of `framework` trained on `data` (seed 0), as the Artifact a stage receives."""
+    from edgekit.artifact import Artifact
+    from edgekit.backends import get_backend
+
+    backend = get_backend(framework)
+    model = backend.build(arch, width, data.input_shape, outputs, data.task, seed=0)
+    model = backend.train(model, data, epochs=epochs, batch_size=32, learning_rate=0.003, seed=0)
+    return Artifact(framework, model)

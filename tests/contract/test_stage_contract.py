@@ -18,10 +18,10 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import available_frameworks, get_backend
 from edgekit.data import Dataset
-from edgekit.recipe import DistillConfig, PruneConfig, parse_recipe
+from edgekit.recipe import DistillConfig, PruneConfig
 from edgekit.run.context import RunContext
 from edgekit.stages import STAGE_CONFIGS, implemented_labels, methods, run_stage
-from tests.helpers import band_dataset
+from tests.helpers import band_dataset, stage_context, trained_artifact
 
 # label -> (configuration for a quick run on the tiny band data set, accuracy it must keep)
 SETTINGS: dict[str, tuple[dict, float]] = {
@@ -32,10 +32,6 @@ SETTINGS: dict[str, tuple[dict, float]] = {
     "quantize.qat": ({"epochs": 1}, 0.85),
 }
 CASES = [(fw, label) for fw in available_frameworks() for label in sorted(implemented_labels(fw))]
-
-
-def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
-    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, task=task, validation=0.1)
 
 
 @dataclass
@@ -52,17 +48,13 @@ class Kit:
     student_name: Callable[[str, float], str]  # distill's details["student"] for a zoo student
 
     def context(self, data: Dataset) -> RunContext:
-        recipe = parse_recipe({"version": 1, "task": data.task,
-                               "teacher": {"build": {"arch": "cnn_small"}, "framework": self.framework}})
-        return RunContext(recipe, data, self.framework)
+        return stage_context(data, self.framework)
 
     def accuracy(self, model, data: Dataset) -> float:
         return float((self.backend.predict(model, data.x_test).argmax(1) == data.y_test).mean())
 
     def train(self, arch: str, width: float, data: Dataset, epochs: int, outputs: int = 4) -> Artifact:
-        model = self.backend.build(arch, width, data.input_shape, outputs, data.task, seed=0)
-        model = self.backend.train(model, data, epochs=epochs, batch_size=32, learning_rate=0.003, seed=0)
-        return Artifact(self.framework, model)
+        return trained_artifact(self.framework, data, epochs, arch, width, outputs)
 
 
 def _keras_kit() -> Kit:
@@ -122,7 +114,7 @@ def _teacher(framework: str) -> tuple[Kit, Dataset, Artifact]:
     """A small cnn_small trained on the band data set, once per framework."""
     if framework not in _TEACHERS:
         kit = KITS[framework]()
-        data = _dataset()
+        data = band_dataset()
         _TEACHERS[framework] = kit, data, kit.train("cnn_small", 1.0, data, TEACHER_EPOCHS[framework])
     return _TEACHERS[framework]
 
@@ -184,7 +176,7 @@ def test_regression_distills_to_the_teacher_outputs(framework):
     if "distill" not in implemented_labels(framework):
         pytest.skip(f"{framework} does not implement distill")
     kit = KITS[framework]()
-    data = _dataset(task="regression")
+    data = band_dataset(task="regression")
     teacher = kit.train("mlp", 0.5, data, epochs=10, outputs=1)
     config = DistillConfig(student={"arch": "mlp", "width": 0.25}, epochs=10, learning_rate=0.003)
     result = run_stage(teacher, config, kit.context(data))

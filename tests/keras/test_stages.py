@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.data import Dataset
 from edgekit.formats.registry import get_format
-from edgekit.run.context import RunContext
-from edgekit.recipe import ClusterConfig, PruneConfig, QuantizeConfig, parse_recipe
+from edgekit.recipe import ClusterConfig, PruneConfig, QuantizeConfig
 from edgekit.stages import run_stage
-from tests.helpers import band_dataset
+from tests.helpers import band_dataset, stage_context, trained_artifact
 
 keras_backend = get_backend("keras")
 
@@ -23,21 +21,14 @@ def export(artifact, fmt, path, calibration=None):
     return get_format(fmt).writer("keras").load()(artifact, path, calibration)
 
 
-def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
-    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, task=task, validation=0.1)
-
-
-def _context(data: Dataset) -> RunContext:
-    recipe = parse_recipe({"version": 1, "task": data.task, "teacher": {"build": {"arch": "cnn_small"}}})
-    return RunContext(recipe, data, "keras")
+def _context(data: Dataset):
+    return stage_context(data, "keras")
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    data = _dataset()
-    model = keras_backend.build("cnn_small", 1.0, data.input_shape, 4, "classification", seed=0)
-    model = keras_backend.train(model, data, epochs=6, batch_size=32, learning_rate=0.003, seed=0)
-    return data, Artifact("keras", model)
+    data = band_dataset()
+    return data, trained_artifact("keras", data, epochs=6)
 
 
 def _kernels(model):

@@ -261,9 +261,10 @@ def test_float16_tflite_has_float16_weights(mlp, mlp_float, calib, toy_test, tmp
 
 
 def test_every_precision_and_io_is_listed_or_produced():
+    from edgekit.formats.tflite.plans import TORCH
     from edgekit.precision import PLANS
 
-    assert set(PLANS.values()) | {None} == set(tflite_writer.PLANS)
+    assert set(PLANS.values()) | {None} == set(TORCH)
     for precision, io in (("int8", "int8"), ("int8", "float32"), ("int8", "uint8"), ("dynamic", None), ("float16", None)):
         assert refusals("torch", "tflite", QuantizeConfig(precision=precision, io=io).plan()) == []
     refused = {r.key for io in ("float32", "uint8")

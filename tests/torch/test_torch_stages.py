@@ -10,29 +10,20 @@ torch = pytest.importorskip("torch")
 
 from edgekit.artifact import Artifact  # noqa: E402
 from edgekit.data import Dataset  # noqa: E402
-from edgekit.run.context import RunContext  # noqa: E402
-from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig, parse_recipe  # noqa: E402
+from edgekit.recipe import DistillConfig, PruneConfig, QuantizeConfig  # noqa: E402
 from edgekit.stages import run_stage  # noqa: E402
 from edgekit.backends.torch import BACKEND, distill, prune  # noqa: E402
-from tests.helpers import band_dataset
+from tests.helpers import band_dataset, stage_context, trained_artifact
 
 
-def _dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification") -> Dataset:
-    return band_dataset(n=n, shape=shape, classes=classes, seed=seed, task=task, validation=0.1)
-
-
-def _context(data: Dataset) -> RunContext:
-    recipe = parse_recipe({"version": 1, "task": data.task,
-                           "teacher": {"build": {"arch": "cnn_small"}, "framework": "torch"}})
-    return RunContext(recipe, data, BACKEND.framework)
+def _context(data: Dataset):
+    return stage_context(data, "torch")
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    data = _dataset()
-    model = BACKEND.build("cnn_small", 1.0, data.input_shape, 4, "classification", seed=0)
-    model = BACKEND.train(model, data, epochs=4, batch_size=32, learning_rate=0.003, seed=0)
-    return data, Artifact("torch", model)
+    data = band_dataset()
+    return data, trained_artifact("torch", data, epochs=4)
 
 
 def _state(model) -> dict:
@@ -112,7 +103,7 @@ def test_channel_pruning_reports_the_channels_kept_per_layer(teacher):
 
 @pytest.mark.parametrize("arch", ["cnn_small", "ds_cnn", "resnet8"])
 def test_check_prunable_accepts_zoo_models(arch):
-    data = _dataset(n=40)
+    data = band_dataset(n=40)
     model = BACKEND.build(arch, 0.5, data.input_shape, 4, "classification", seed=0)
     before = _state(model)
     assert prune.check_prunable(model, data) is None
@@ -131,7 +122,7 @@ def test_check_prunable_names_what_breaks():
         def forward(self, x):
             return self.head(self.conv(x).reshape(x.shape[0], 8 * 8 * 8))
 
-    data = _dataset(n=40)
+    data = band_dataset(n=40)
     with pytest.raises(InputError, match="forward pass after pruning.*shape"):
         prune.check_prunable(HardCodedReshape(), data)
     exported = torch.export.export(HardCodedReshape(), (torch.zeros(1, 1, 8, 8),)).module()
@@ -169,7 +160,7 @@ def test_qat_after_pruning_keeps_the_zeros(teacher):
 
 
 def test_qat_handles_batch_norm_models():
-    data = _dataset(n=200)
+    data = band_dataset(n=200)
     model = BACKEND.build("ds_cnn", 0.25, data.input_shape, 4, "classification", seed=0)
     model = BACKEND.train(model, data, epochs=3, batch_size=32, learning_rate=0.01, seed=0)
     before = _state(model)

@@ -14,7 +14,7 @@ import pytest
 from edgekit.errors import InputError, StageError
 from edgekit.formats import registry
 from edgekit.formats.base import Writer
-from edgekit.precision import plan_for
+from edgekit.precision import Dynamic, Float16, Int8, plan_for
 
 QAT_FLOAT_IO = ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
                 "use io: int8, or method: ptq for float32 I/O")
@@ -131,3 +131,15 @@ def test_the_registry_imports_no_framework_and_no_implementation_module():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_every_precision_plan_is_realized_by_every_writer():
+    """A new Plan subclass without a realization in each format's table fails here, not in a user's run."""
+    from edgekit.formats.onnx.quantize import PLANS as ONNX_RUNTIME
+    from edgekit.formats.tflite.plans import KERAS, TORCH
+    from edgekit.precision import PLANS
+
+    plans = set(PLANS.values())
+    assert plans == {Int8, Dynamic, Float16}
+    assert set(KERAS) == set(TORCH) == plans | {None}  # None: a float32 file
+    assert set(ONNX_RUNTIME) == plans  # a float .onnx is written as it is, never through the quantizer

@@ -1,22 +1,10 @@
 """PyTorch -> .tflite with LiteRT-Torch, quantized as the artifact's precision plan says.
 
-`PLANS` is the realization table, plan class -> conversion (None: float32):
-- int8, io int8: PT2E post-training quantization (LiteRT-Torch's PT2EQuantizer, symmetric int8 weights,
-  per-channel unless `per_channel: false`, HistogramObserver activations calibrated on every
-  calibration sample), then `litert_torch.convert(..., quant_config=QuantConfig(pt2e_quantizer=...))`.
-  LiteRT-Torch always folds the edge QUANTIZE/DEQUANTIZE into the model's inputs and outputs, so
-  this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
-- int8, io float32 | uint8: the float .tflite is quantized with AI Edge Quantizer (the quantizer
-  LiteRT-Torch itself uses for its recipes; static int8, per-channel unless `per_channel: false`,
-  activation ranges the min/max over every calibration sample),
-  whose recipe can leave the model's INPUT/OUTPUT tensors float (QUANTIZE/DEQUANTIZE at the edges)
-  or make them uint8 (QUANTIZE uint8<->int8 at the edges), as TF's converter does for Keras.
-- dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at run
-  time (TFLite hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
-- float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute and I/O).
-- quantization-aware models (a convert_pt2e'd module, passed with the PT2EQuantizer it was trained
-  with, `artifact.qat.quantizer`) are converted with that quantizer and no further calibration; LiteRT-Torch
-  gives them int8 inputs and outputs only (the refusals declared in `edgekit.formats.tflite`).
+The conversion of each precision plan is `edgekit.formats.tflite.plans.TORCH`, built on the
+primitives of `Conversion` here (convert, PT2E, AI Edge Quantizer). Quantization-aware models (a
+convert_pt2e'd module, passed with the PT2EQuantizer it was trained with, `artifact.qat.quantizer`)
+are converted with that quantizer and no further calibration; LiteRT-Torch gives them int8 inputs
+and outputs only (the refusals declared in `edgekit.formats.tflite`).
 
 `calibration` holds channels-last (NHWC) float samples; the first one is the example input that
 fixes the .tflite's shapes. LiteRT-Torch cannot lower a dynamic batch through a flatten/view, so the
@@ -30,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -40,7 +28,8 @@ from edgekit.backends.torch.conversion import batches as _batches
 from edgekit.backends.torch.train import set_mode, static_batch
 from edgekit.errors import StageError
 from edgekit.formats.tflite import FORMAT
-from edgekit.precision import Dynamic, Float16, Int8, Plan
+from edgekit.formats.tflite.plans import TORCH
+from edgekit.precision import Plan
 from edgekit.quiet import debugging
 
 CALIBRATION_BATCH = 32  # samples per PT2E calibration call when the batch dimension can be dynamic
@@ -69,14 +58,11 @@ def _calibration_graph(model: nn.Module, example, batch: int):
     return torch.export.export(model, (example,)).module(), batch
 
 
-def _pt2e(model: nn.Module, example, samples: np.ndarray, per_channel: bool, dynamic: bool, batch: int):
-    """PT2E post-training quantization: (the convert_pt2e'd module, its PT2EQuantizer)."""
-    from litert_torch.quantize import pt2e_quantizer as pq
+def _pt2e(model: nn.Module, example, samples: np.ndarray, quantizer, calibrate: bool, batch: int):
+    """PT2E post-training quantization with `quantizer`: the convert_pt2e'd module."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = pq.PT2EQuantizer().set_global(
-        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
-    if dynamic:  # no activation observers: one pass sets the weight observers
+    if not calibrate:  # no activation observers (dynamic): one pass sets the weight observers
         graph, chunks = torch.export.export(model, (example,)).module(), [example.numpy()]
     else:  # every sample calibrates the activation ranges
         graph, step = _calibration_graph(model, example, batch)
@@ -90,35 +76,12 @@ def _pt2e(model: nn.Module, example, samples: np.ndarray, per_channel: bool, dyn
             prepared(torch.from_numpy(np.ascontiguousarray(chunk)))
     converted = convert_pt2e(prepared, fold_quantize=False)
     set_mode(converted, False)
-    return converted, quantizer
+    return converted
 
 
-def _edge_recipe(plan):
-    """AI Edge Quantizer recipe manager: static int8 everywhere, `plan.io` on the model's inputs/outputs."""
-    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
-
-    ops = qtyping.TFLOperationName
-    granularity = qtyping.QuantGranularity.CHANNELWISE if plan.per_channel else qtyping.QuantGranularity.TENSORWISE
-    manager = recipe_manager.RecipeManager()
-    manager.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8,
-                              weight_granularity=granularity)
-    if plan.io == "float32":
-        for op in (ops.INPUT, ops.OUTPUT):
-            manager.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
-    elif plan.io == "uint8":
-        edge = qtyping.OpQuantizationConfig(
-            activation_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
-            weight_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=True, granularity=granularity),
-            compute_precision=qtyping.ComputePrecision.INTEGER, explicit_dequantize=False)
-        for op in (ops.INPUT, ops.OUTPUT):
-            manager.add_quantization_config(".*", op, op_config=edge)
-    return manager
-
-
-def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, plan) -> bytes:
-    """Full-integer quantization of a float .tflite with AI Edge Quantizer, calibrated on `samples`.
+def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, manager) -> bytes:
+    """Quantization of a float .tflite with AI Edge Quantizer as its recipe `manager` says,
+    calibrated on `samples`.
 
     The ranges are the plain min/max over all samples: the quantizer's default moving average of
     per-sample extremes (factor 0.95) clips the activations of a batch-1 model badly."""
@@ -129,7 +92,6 @@ def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, plan) -
     signatures = Interpreter(model_content=float_tflite).get_signature_list()
     key = next(iter(signatures))
     name = signatures[key]["inputs"][0]
-    manager = _edge_recipe(plan)
     ranges = calibrator.Calibrator(float_tflite, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
     ranges.calibrate({key: [{name: chunk} for chunk in _batches(samples, batch)]}, manager)
     engine = quantizer.Quantizer(bytearray(float_tflite), manager.get_quantization_recipe())
@@ -137,7 +99,7 @@ def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, plan) -
     return bytes(result.quantized_model)
 
 
-class _Conversion:
+class Conversion:
     """One model on its way to .tflite: the module to convert (channels-last wrapped when asked), its
     example input, the calibration samples and the batch the file will have."""
 
@@ -162,35 +124,15 @@ class _Conversion:
 
         return self.convert(module, QuantConfig(pt2e_quantizer=quantizer))
 
+    def pt2e(self, quantizer, calibrate: bool) -> bytes:
+        """PT2E post-training quantization with `quantizer`, observing every calibration sample
+        when `calibrate` (static activation ranges), then conversion with that quantizer."""
+        converted = _pt2e(self.module, self.example, self.samples, quantizer, calibrate, self.batch)
+        return self.with_quantizer(converted, quantizer)
 
-def _float32(c: _Conversion, plan: Optional[Plan]) -> bytes:
-    return c.convert()
-
-
-def _float16(c: _Conversion, plan: Plan) -> bytes:
-    from litert_torch.generative.quantize import quant_recipes
-
-    return c.convert(quant_config=quant_recipes.full_fp16_recipe())
-
-
-def _dynamic(c: _Conversion, plan: Plan) -> bytes:
-    converted, quantizer = _pt2e(c.module, c.example, c.samples, plan.per_channel, True, c.batch)
-    return c.with_quantizer(converted, quantizer)
-
-
-def _int8(c: _Conversion, plan: Plan) -> bytes:
-    """PT2E for int8 I/O (LiteRT-Torch folds the edge QUANTIZE/DEQUANTIZE into int8 inputs and
-    outputs), AI Edge Quantizer on the float file for float32 / uint8 I/O."""
-    if plan.io == "int8":
-        converted, quantizer = _pt2e(c.module, c.example, c.samples, plan.per_channel, False, c.batch)
-        return c.with_quantizer(converted, quantizer)
-    return _edge_quantize(c.convert(), c.samples, c.batch, plan)
-
-
-#: plan class (None: float32) -> conversion realizing it (post-training; QAT models bring their quantizer)
-PLANS: dict[Optional[type[Plan]], Callable[[_Conversion, Optional[Plan]], bytes]] = {
-    None: _float32, Int8: _int8, Dynamic: _dynamic, Float16: _float16,
-}
+    def edge_quantize(self, manager) -> bytes:
+        """The float .tflite, quantized by AI Edge Quantizer with the recipe `manager`."""
+        return _edge_quantize(self.convert(), self.samples, self.batch, manager)
 
 
 def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
@@ -200,15 +142,15 @@ def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
         raise StageError("export", f"quantize.method: qat, but '{type(model).__name__}' comes with no trained "
                                    "quantizer; post-training quantization would not be what the recipe asked for")
     FORMAT.check_plan("torch", plan)
-    if type(plan) not in PLANS:
+    if type(plan) not in TORCH:
         raise StageError("export", f"precision: {plan.precision} cannot be written to a torch .tflite")
 
 
 def _tflite_bytes(model: nn.Module, plan: Optional[Plan], samples: np.ndarray, channels_last: bool, quantizer) -> bytes:
-    c = _Conversion(model, samples, channels_last)
+    c = Conversion(model, samples, channels_last)
     if quantizer is not None:  # quantization-aware: the trained quantization, no calibration
         return c.with_quantizer(c.module, quantizer)
-    return PLANS[type(plan) if plan is not None else None](c, plan)
+    return TORCH[type(plan) if plan is not None else None](c, plan)
 
 
 def to_tflite(model: nn.Module, path: Path, plan: Optional[Plan] = None, calibration: Optional[np.ndarray] = None,
@@ -216,7 +158,7 @@ def to_tflite(model: nn.Module, path: Path, plan: Optional[Plan] = None, calibra
     """Convert `model` with LiteRT-Torch, quantized as `plan` says, and write `path`. A
     quantization-aware model comes with the PT2E `quantizer` it was trained with."""
     _check_plan(model, plan, quantizer)
-    needs_samples = isinstance(plan, Int8) and quantizer is None
+    needs_samples = plan is not None and plan.calibrated and quantizer is None
     if needs_samples and (calibration is None or not len(calibration)):
         raise StageError("export", "int8 quantization needs calibration samples (data.calibration_samples)")
     samples = conversion.samples(model, calibration, channels_last)
