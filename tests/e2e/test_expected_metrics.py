@@ -9,7 +9,9 @@ stay identical (floats to a relative 1e-9). A few were not: tf2onnx numbers some
 differently from run to run, so the gzip size of its .onnx files moves by a few bytes (and their
 size would move by a byte if a name gained a digit). Those are under "tolerance_fields" with the
 values seen and must stay within "tolerance". Re-record the file
-only when a change of results is intended.
+only when a change of results is intended; so far once: the torch .onnx files lost the stack traces
+torch.onnx writes into node metadata (absolute paths of the build machine), which made
+digits_torch's baseline.onnx 2,866 and model.onnx 3,043 bytes smaller, every other figure unchanged.
 """
 
 from __future__ import annotations

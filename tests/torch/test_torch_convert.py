@@ -6,6 +6,8 @@ numerics, and a ~50k-parameter MLP trained on a toy dataset for quantized sizes 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -156,6 +158,15 @@ def test_float_onnx_matches_torch_with_dynamic_batch(cnn, calib, tmp_path):
         x = nchw(calib[:batch])
         got = session.run(None, {"input": x})[0]
         np.testing.assert_allclose(got, torch_out(cnn, x), atol=1e-4)
+
+
+def test_onnx_carries_no_stack_traces_or_local_paths(cnn, calib, tmp_path):
+    import onnx
+
+    path = onnx_writer.to_onnx(cnn, tmp_path / "model.onnx", calib)
+    keys = {prop.key for node in onnx.load(str(path)).graph.node for prop in node.metadata_props}
+    assert keys and onnx_writer.STACK_TRACE not in keys  # torch.onnx's other node metadata stays
+    assert str(Path(torch.__file__).parent).encode() not in path.read_bytes()
 
 
 def test_onnx_runtime_qdq_quantization_of_the_float_onnx(mlp, calib, toy_test, tmp_path):

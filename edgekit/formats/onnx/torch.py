@@ -17,6 +17,7 @@ ONNX_OPSET = 18  # the dynamo exporter's own opset (>= 17, which ONNX Runtime's 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 EXTERNAL_DATA_BYTES = 1 << 30  # weights above this go to `<name>.onnx.data` (protobuf's 2 GB limit)
+STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata torch.onnx adds: Python frames with file paths
 
 
 def _param_bytes(model: nn.Module) -> int:
@@ -42,32 +43,57 @@ def _onnx_export_script(model, example, path: Path) -> None:
     )
 
 
+def _drop_stack_traces(path: Path) -> None:
+    """torch.onnx records on every node the Python stack that produced it, with the absolute paths of
+    the files involved (the virtualenv, the user's checkout). A shipped file must not carry them, and
+    without them the same model gives the same bytes wherever it is exported."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)  # external weights stay where they are
+    graphs = [model.graph, *model.functions]
+    removed = 0
+    for graph in graphs:
+        for node in graph.node:
+            kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE]
+            removed += len(node.metadata_props) - len(kept)
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+    if removed:
+        onnx.save(model, str(path))
+
+
+def _export(model: nn.Module, samples: np.ndarray, path: Path) -> None:
+    """TorchScript through the TorchScript exporter (dynamic batch), else through torch.export: a
+    dynamic batch when the graph allows it, else the one batch size the model is fixed to."""
+    example = conversion.example(model, samples)
+    if conversion.is_script(model):
+        try:
+            _onnx_export_script(model, example, path)
+            return
+        except Exception:
+            model = conversion.exportable(model, example)
+    elif static_batch(model) is None:
+        # torch.export specialises a batch of 1, so trace a batch of 2 for a dynamic dimension
+        try:
+            _onnx_export(model, torch.from_numpy(next(conversion.batches(samples[:2], 2))), path, dynamic=True)
+            return
+        except Exception:
+            pass  # the graph ties the batch to one size: export that size below
+    _onnx_export(model, example, path, dynamic=False)
+
+
 def to_onnx(model: nn.Module, path: Path, calibration: Optional[np.ndarray] = None) -> Path:
     """torch.onnx (dynamo) export in float, NCHW input `input` with a dynamic batch, output `output`.
 
     A model fixed to one batch size (a torch.export teacher without a dynamic batch), or one whose
-    graph specialises the batch, is exported with that fixed batch instead. TorchScript goes through
-    torch.onnx's TorchScript exporter (dynamic batch), else through its torch.export twin."""
+    graph specialises the batch, is exported with that fixed batch instead. The stack traces
+    torch.onnx records on the nodes are dropped (`_drop_stack_traces`)."""
     samples = conversion.samples(model, calibration, False)
-    fixed = static_batch(model)
     path = Path(path)
     try:
         with conversion.eval_mode(model), conversion.quiet():
-            example = conversion.example(model, samples)
-            if conversion.is_script(model):
-                try:
-                    _onnx_export_script(model, example, path)
-                    return path
-                except Exception:
-                    model = conversion.exportable(model, example)
-            elif fixed is None:
-                # torch.export specialises a batch of 1, so trace a batch of 2 for a dynamic dimension
-                try:
-                    _onnx_export(model, torch.from_numpy(next(conversion.batches(samples[:2], 2))), path, dynamic=True)
-                    return path
-                except Exception:
-                    pass  # the graph ties the batch to one size: export that size below
-            _onnx_export(model, example, path, dynamic=False)
+            _export(model, samples, path)
+        _drop_stack_traces(path)
     except StageError:
         raise
     except Exception as exc:
