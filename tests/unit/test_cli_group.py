@@ -16,6 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / "edgekit" / "cli"
 
 
+def _cli_modules_after(argv: list[str]) -> subprocess.CompletedProcess:
+    """Run `edgekit ARGV` in a fresh interpreter; its last stdout line lists the edgekit.cli modules loaded."""
+    code = (
+        "import sys\n"
+        "from edgekit.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edgekit.cli.')))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_each_lazy_command_loads_under_its_own_name(name):
     command = main.load(name)
@@ -41,17 +55,7 @@ def test_the_summary_is_the_first_paragraph_of_the_docstring(name):
 
 
 def test_help_lists_every_command_and_imports_no_command_module():
-    code = (
-        "import sys\n"
-        "from edgekit.cli import main\n"
-        "try:\n"
-        "    main(['--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(sorted(m for m in sys.modules if m.startswith('edgekit.cli.')))\n"
-    )
-
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = _cli_modules_after(["--help"])
 
     assert proc.returncode == 0, proc.stderr
     for name in COMMANDS:
@@ -60,17 +64,7 @@ def test_help_lists_every_command_and_imports_no_command_module():
 
 
 def test_running_a_command_imports_only_its_own_module():
-    code = (
-        "import sys\n"
-        "from edgekit.cli import main\n"
-        "try:\n"
-        "    main(['init', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(sorted(m for m in sys.modules if m.startswith('edgekit.cli.')))\n"
-    )
-
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = _cli_modules_after(["init", "--help"])
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "['edgekit.cli.console', 'edgekit.cli.group', 'edgekit.cli.init']"
