@@ -8,15 +8,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from edgekit.sizes import parse_size
+from edgekit.usercode import split
 
 ARCHS = ("cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1")
 Arch = Literal["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1"]
 Framework = Literal["keras", "torch"]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(int)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _code_reference(value: str) -> str:
+    """A `custom_objects:` value, checked for shape only (nothing is imported): "layers",
+    "pkg.layers", or "module:NAME" of a dict in it."""
+    split(value)
+    return value.strip()
+
+
+CodeReference = Annotated[str, AfterValidator(_code_reference)]
 
 
 class Strict(BaseModel):

@@ -28,10 +28,12 @@ class Backend(ABC):
     framework: str
 
     @abstractmethod
-    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False) -> Any:
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False,
+             custom_objects: Optional[str] = None) -> Any:
         """Load the teacher's model file or directory; raise InputError naming the file when it cannot.
-        `factory` (torch: "pkg.module:function" building the module for a state_dict) and
-        `trust_code` (Keras: allow Lambda layers) are refused at validation for the other framework."""
+        `factory` (torch: "pkg.module:function" building the module for a state_dict), `trust_code`
+        (Keras: allow Lambda layers and custom_objects) and `custom_objects` (Keras: "module[:dict]"
+        defining the model's custom layers) are refused at validation for the other framework."""
 
     @abstractmethod
     def build(self, arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str,

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
-from edgekit.config import Arch, Fraction, Framework, Size, Strict
+from edgekit.config import Arch, CodeReference, Fraction, Framework, Size, Strict
 from edgekit.formats import registry as format_registry
 from edgekit.stages import registry
 from edgekit.stages.base import StageConfig
@@ -81,7 +81,8 @@ class TeacherConfig(Strict):
     path: Optional[str] = None
     framework: Optional[Framework] = None
     factory: Optional[str] = None
-    trust_code: bool = False  # Keras: allow Lambda layers (Python code inside the model file)
+    trust_code: bool = False  # Keras: allow Lambda layers and custom_objects (Python code runs on load)
+    custom_objects: Optional[CodeReference] = None  # Keras: the module defining the model's custom layers
     build: Optional[BuildConfig] = None
     train: Optional[TrainConfig] = None
 
@@ -256,6 +257,16 @@ class Recipe(Strict):
         for i, stage in enumerate(self.stages):
             named.extend((("stages", i, stage.kind, *key), value) for key, value in stage.config.files())
         return [(key, value) for key, value in named if value]
+
+    def loaded_models(self) -> list[tuple[tuple, Any]]:
+        """(key path, section) of every model loaded from a file: the teacher and each distill
+        student with a `path`. Each section has `path`, `trust_code` and `custom_objects`."""
+        models: list[tuple[tuple, Any]] = [(("teacher",), self.teacher)] if self.teacher.path else []
+        for i, stage in enumerate(self.stages):
+            student = getattr(stage.config, "student", None)
+            if student is not None and getattr(student, "path", None):
+                models.append((("stages", i, stage.kind, "student"), student))
+        return models
 
     def resolve_path(self, value: str) -> Path:
         """A path from the recipe: next to the recipe file if it exists there, else from the working directory."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgekit.errors import RecipeError
 from edgekit.formats.registry import frameworks_of, refusals
-from edgekit.recipe.models import Recipe
+from edgekit.recipe.models import Recipe, _dotted
 from edgekit.stages import frameworks, implemented_labels
 
 FRAMEWORK_BY_SUFFIX = {
@@ -21,12 +21,18 @@ FRAMEWORK_BY_SUFFIX = {
     ".pt2": "torch", ".pt": "torch", ".ts": "torch", ".pth": "torch",
     "": "keras",  # a SavedModel directory that does not exist yet, named without a suffix
 }
-# teacher options that only some frameworks' loaders read: key -> (those frameworks, why not elsewhere)
+# teacher options that only some frameworks' loaders read: key -> (those frameworks, why not elsewhere).
+# `{key}` is the option as written (teacher.trust_code, stages[0].distill.student.trust_code).
 TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "factory": (("torch",), "teacher.factory applies to torch teachers only."),
-    "trust_code": (("keras",), "teacher.trust_code applies to Keras Lambda layers; edgekit never unpickles torch "
-                               "modules, so there is nothing to trust (not possible for torch teachers)."),
+    "factory": (("torch",), "{key} applies to torch teachers only."),
+    "trust_code": (("keras",), "{key} applies to Keras Lambda layers and custom layers; edgekit never unpickles "
+                               "torch modules, so there is nothing to trust (not possible for torch teachers)."),
+    "custom_objects": (("keras",), "{key} names the module of a Keras model's custom layers; a torch model "
+                                   "needs none (a state_dict's module comes from teacher.factory), so remove it "
+                                   "(not possible for torch teachers)."),
 }
+# the options a distill student loaded from a file takes too (its own, for its own file)
+STUDENT_OPTIONS = ("trust_code", "custom_objects")
 
 # framework -> stage labels (Stage.label) that this version can run, from the stage registry
 IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
@@ -55,6 +61,12 @@ def teacher_framework(recipe: Recipe) -> str:
     return "keras"
 
 
+def _teacher_and_students(recipe: Recipe) -> list[tuple[tuple, object]]:
+    """The sections whose options TEACHER_OPTIONS checks: the teacher (loaded or built) and every
+    distill student loaded from a file."""
+    return [(("teacher",), recipe.teacher)] + [m for m in recipe.loaded_models() if m[0][0] != "teacher"]
+
+
 def _key_path(recipe: Recipe, choice: str) -> tuple:
     """Where the recipe makes a refusable choice: an export key, or the quantize stage's io."""
     if choice in _EXPORT_KEYS:
@@ -72,9 +84,16 @@ def check_support(recipe: Recipe) -> str:
             f"which compresses {', '.join(IMPLEMENTED_STAGES)} models. Use a Keras teacher (.keras, .h5 or a "
             "SavedModel directory) or teacher.build with teacher.framework: keras."
         )
-    for key, (readers, why) in TEACHER_OPTIONS.items():
-        if getattr(recipe.teacher, key) and framework not in readers:
-            raise RecipeError(f"{recipe.where('teacher', key)}: {why}")
+    for where, config in _teacher_and_students(recipe):
+        for key, (readers, why) in TEACHER_OPTIONS.items():
+            if getattr(config, key, None) and framework not in readers:
+                raise RecipeError(f"{recipe.where(*where, key)}: {why.format(key=_dotted((*where, key)))}")
+        if config.custom_objects and not config.trust_code:
+            raise RecipeError(
+                f"{recipe.where(*where, 'custom_objects')}: importing the Python module "
+                f"'{config.custom_objects}' runs its code, so custom_objects needs "
+                f"{_dotted((*where, 'trust_code'))}: true beside it (as Lambda layers do). Set it if you trust "
+                "that module; else remove custom_objects.")
     for i, stage in enumerate(recipe.stages):
         if stage.label not in IMPLEMENTED_STAGES[framework]:
             available = ", ".join(sorted(IMPLEMENTED_STAGES[framework]))

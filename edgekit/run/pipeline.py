@@ -70,7 +70,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
     if teacher.path:
         path = recipe.resolve_path(teacher.path)
         with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
-            model = backend.load(path, teacher.factory, teacher.trust_code)
+            model = backend.load(path, teacher.factory, teacher.trust_code, teacher.custom_objects)
             backend.check_compatible(model, data, recipe.task, where=str(path))
             backend.preflight(model, ctx)
             record["metrics"]["params"] = backend.describe(model)["params"]

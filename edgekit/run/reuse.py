@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+from edgekit import usercode
 from edgekit.artifact import Artifact
 from edgekit.run.cache import file_digest, make_key
 from edgekit.environment import describe_environment
@@ -31,6 +32,8 @@ def teacher_key(recipe, dataset, framework: str) -> str:
         path = recipe.resolve_path(teacher.path)
         digest = file_digest(path) if path.exists() else f"missing:{path}"  # loading reports it
         source = ["file", digest, teacher.factory, teacher.trust_code]
+        if teacher.custom_objects:  # the layers' module: its name and its code (keys without it are unchanged)
+            source += [teacher.custom_objects, usercode.digest_source(teacher.custom_objects, path.parent)]
     else:
         source = ["build", teacher.build.model_dump(mode="json"),
                   teacher.train.model_dump(mode="json") if teacher.train else None]

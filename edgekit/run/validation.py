@@ -9,16 +9,30 @@ topology check) — the same checks `compress` makes before it trains anything.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from edgekit import usercode
 from edgekit.errors import InputError
 from edgekit.recipe import Recipe
 
 
 def check_files(recipe: Recipe) -> None:
-    """Raise InputError naming the key of the first file that does not exist."""
+    """Raise InputError naming the key of the first file that does not exist, or of a custom_objects
+    module that cannot be found (located, not imported: that is for --deep and compress)."""
     for key, value in recipe.named_files():
         if not recipe.resolve_path(value).exists():
             raise InputError(f"{recipe.where(*key)}: '{value}' does not exist (looked beside the recipe, then in "
                              "the working directory).")
+    for where, model in recipe.loaded_models():
+        if not model.custom_objects:
+            continue
+        beside = recipe.resolve_path(model.path).parent
+        module = usercode.split(model.custom_objects)[0]
+        if usercode.locate(module, beside) is None:
+            raise InputError(f"{recipe.where(*where, 'custom_objects')}: cannot find the Python module "
+                             f"'{module}': looked for {module.replace('.', '/')}.py (or a package of that name) "
+                             f"beside the model in {beside}, in the working directory {Path.cwd()}, then on "
+                             "PYTHONPATH. Put the module there, or fix the name.")
 
 
 def check_deep(recipe: Recipe, framework: str) -> dict:
@@ -31,7 +45,8 @@ def check_deep(recipe: Recipe, framework: str) -> dict:
     backend = get_backend(framework)
     teacher = recipe.teacher
     if teacher.path:
-        model = backend.load(recipe.resolve_path(teacher.path), teacher.factory, teacher.trust_code)
+        model = backend.load(recipe.resolve_path(teacher.path), teacher.factory, teacher.trust_code,
+                             teacher.custom_objects)
     else:
         model = backend.build(teacher.build.arch, teacher.build.width, dataset.input_shape, dataset.num_classes,
                               recipe.task, recipe.seed)

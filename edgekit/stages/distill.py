@@ -6,21 +6,28 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import Field, model_validator
 
-from edgekit.config import Arch, Fraction, Strict
+from edgekit.config import Arch, CodeReference, Fraction, Strict
 from edgekit.stages.base import FineTune
 
 
 class StudentConfig(Strict):
-    """The distillation student: a zoo architecture with a width multiplier, or a Keras model file."""
+    """The distillation student: a zoo architecture with a width multiplier, or a model file. A Keras
+    file with custom layers names their module in `custom_objects` and is trusted with its own
+    `trust_code` (the teacher's trust covers the teacher's file only)."""
 
     arch: Optional[Arch] = None
     width: Annotated[float, Field(gt=0.0, le=8.0)] = 1.0
     path: Optional[str] = None
+    trust_code: bool = False
+    custom_objects: Optional[CodeReference] = None
 
     @model_validator(mode="after")
     def _arch_or_path(self) -> "StudentConfig":
         if (self.arch is None) == (self.path is None):
             raise ValueError("distill.student needs either arch (with width) or path, e.g. {arch: cnn_small, width: 0.25}")
+        if self.path is None and (self.custom_objects or self.trust_code):
+            raise ValueError("distill.student.custom_objects and trust_code apply to a student loaded from path, "
+                             "not to a zoo arch")
         return self
 
 

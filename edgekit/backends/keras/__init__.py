@@ -8,7 +8,7 @@ from typing import Optional
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import cached, channels, distill, loading, train, zoo
+from edgekit.backends.keras import cached, channels, custom, distill, loading, train, zoo
 
 
 def _shape(shape) -> list:
@@ -28,9 +28,10 @@ class KerasBackend(TrainModuleBackend):
     def prune_subject(self, model) -> str:
         return f"'{model.name}'"
 
-    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False,
+             custom_objects: Optional[str] = None):
         """`factory` is a torch-only option, refused for Keras teachers at validation."""
-        return loading.load(path, trust_code)
+        return loading.load(path, trust_code, custom_objects=custom_objects)
 
     def build(self, arch, width, input_shape, outputs, task, seed):
         train.keras.utils.set_random_seed(seed)
@@ -60,7 +61,8 @@ class KerasBackend(TrainModuleBackend):
         cached.save(model, directory)
 
     def load_cached(self, directory: Path, context, quantization_aware: bool = False):
-        return cached.load(directory, quantization_aware, bool(context.recipe.teacher.trust_code))
+        trusted, objects = custom.run_objects(context.recipe)
+        return cached.load(directory, quantization_aware, trusted, objects)
 
     def qat_state(self, float_model=None) -> QuantizationAware:
         """A TF-MOT QAT model needs nothing beside itself: its exporters read the fake-quant ranges."""

@@ -72,7 +72,8 @@ def make_student(config, teacher, dataset, recipe):
     """A new zoo student shaped like the teacher's input and output, or a loaded model."""
     student_cfg = config.student
     if student_cfg.path:
-        student = loading.load(recipe.resolve_path(student_cfg.path), key="distill.student.path")
+        student = loading.load(recipe.resolve_path(student_cfg.path), student_cfg.trust_code,
+                               key="distill.student.path", custom_objects=student_cfg.custom_objects)
         if student.output_shape[-1] != teacher.output_shape[-1]:
             raise InputError(f"{student_cfg.path}: the student has {student.output_shape[-1]} outputs but the "
                              f"teacher has {teacher.output_shape[-1]} (distill.student.path)")

@@ -1,16 +1,19 @@
 """Loading Keras teachers: `.keras`, `.h5` (including Keras 2.x files) and SavedModel directories.
 
 Models are loaded with `compile=False` (edgekit compiles what it trains) and `safe_mode=True` for
-`.keras` files, which refuses to deserialise arbitrary Python lambdas.
+`.keras` files, which refuses to deserialise arbitrary Python lambdas. Custom layers come from the
+recipe's `custom_objects` (edgekit.backends.keras.custom), imported only with `trust_code`.
 """
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 from edgekit.errors import InputError
 from edgekit.quiet import native_stderr_silenced
+from edgekit.backends.keras import custom
 from edgekit.backends.keras.compat import keras
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -56,10 +59,11 @@ def _not_a_zip(path: Path, key: str) -> str:
             "this file is not one. Is it complete, and is it the model you meant?")
 
 
-def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
-    """Load a Keras model; Lambda layers (arbitrary Python) only with `trust_code`.
+def load(path: Path, trust_code: bool = False, key: str = "teacher.path", custom_objects: Optional[str] = None):
+    """Load a Keras model; Lambda layers (arbitrary Python) and the module `custom_objects` names
+    ("module" or "module:dict", looked up beside the file first) only with `trust_code`.
 
-    `key` is the recipe key that named the file (e.g. "stages[0].distill.student.path"), for messages."""
+    `key` is the recipe key that named the file (e.g. "distill.student.path"), for messages."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: the model file does not exist ({key}). Check the path, "
@@ -76,7 +80,8 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
             raise InputError(problem)
     if not trust_code and holds_python_code(path):
         raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
-    kwargs = {"compile": False}
+    objects = custom.objects_of(custom_objects, path.parent, trust_code, key.rpartition(".")[0] or "teacher")
+    kwargs = {"compile": False, "custom_objects": objects}
     if path.suffix.lower() == ".keras":
         kwargs["safe_mode"] = not trust_code
     try:
@@ -85,6 +90,9 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path"):
     except Exception as exc:
         if "arbitrary code execution" in str(exc):
             raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path)) from None
+        unknown = custom.unknown_message(path, exc, objects, key, custom_objects)
+        if unknown:
+            raise InputError(unknown) from None
         raise InputError(f"{path}: cannot load the Keras model ({key}): {str(exc).strip()[:400]}. "
                          "Is the file complete and saved by Keras (model.save)?") from None
     if not isinstance(model, keras.Model):

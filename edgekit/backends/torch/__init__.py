@@ -23,8 +23,10 @@ class TorchBackend(TrainModuleBackend):
     framework = "torch"
     _train = train
 
-    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False):
-        """`trust_code` is Keras-only (refused for torch at validation): torch files never unpickle code."""
+    def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False,
+             custom_objects: Optional[str] = None):
+        """`trust_code` and `custom_objects` are Keras-only (refused for torch at validation): torch
+        files never unpickle code, and a state_dict's module comes from `factory`."""
         return loading.load(Path(path), factory)
 
     def build(self, arch, width, input_shape, outputs, task, seed):

@@ -16,8 +16,6 @@ dimension was declared; the module's graph records that size in its input's shap
 
 from __future__ import annotations
 
-import importlib
-import sys
 import io
 import logging
 import pickle
@@ -26,6 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
+from edgekit import usercode
 from edgekit.errors import InputError
 from edgekit.quiet import native_stderr_silenced, quiet_python_loggers
 from edgekit.backends.torch.compat import nn, torch
@@ -130,22 +129,8 @@ def import_factory(factory: str, beside: Path):
         raise InputError(f"teacher.factory: {factory!r} is not \"package.module:function\" "
                          "(a module importable from the working directory and a function in it that "
                          "returns the nn.Module, called with no arguments).")
-    extra = [str(beside.resolve()), str(Path.cwd())]
-    sys.path[:0] = extra
-    try:
-        module = importlib.import_module(module_name.strip())
-    except Exception as exc:
-        raise InputError(f"teacher.factory: cannot import module {module_name.strip()!r} "
-                         f"({type(exc).__name__}: {str(exc)[:300]}). Put the module beside the weights file "
-                         "or in the working directory, or on PYTHONPATH.") from None
-    finally:
-        for entry in extra:
-            sys.path.remove(entry)
-    function = module
-    for part in function_name.strip().split("."):
-        function = getattr(function, part, None)
-        if function is None:
-            raise InputError(f"teacher.factory: module {module_name.strip()!r} has no {function_name.strip()!r}.")
+    module = usercode.import_module(module_name.strip(), beside, "teacher.factory")
+    function = usercode.attribute(module, function_name.strip(), "teacher.factory")
     if not callable(function):
         raise InputError(f"teacher.factory: {factory!r} is not callable.")
     return function
