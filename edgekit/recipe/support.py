@@ -21,18 +21,17 @@ FRAMEWORK_BY_SUFFIX = {
     ".pt2": "torch", ".pt": "torch", ".ts": "torch", ".pth": "torch",
     "": "keras",  # a SavedModel directory that does not exist yet, named without a suffix
 }
-# teacher options that only some frameworks' loaders read: key -> (those frameworks, why not elsewhere).
-# `{key}` is the option as written (teacher.trust_code, stages[0].distill.student.trust_code).
+# options of a loaded model that only some frameworks' loaders read: key -> (those frameworks, why not
+# elsewhere). Checked on the teacher and on each distill student loaded from a file (which has no
+# factory); `{key}` is the option as written (teacher.trust_code, stages[0].distill.student.trust_code).
 TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "factory": (("torch",), "{key} applies to torch teachers only."),
-    "trust_code": (("keras",), "{key} applies to Keras Lambda layers and custom layers; edgekit never unpickles "
-                               "torch modules, so there is nothing to trust (not possible for torch teachers)."),
     "custom_objects": (("keras",), "{key} names the module of a Keras model's custom layers; a torch model "
                                    "needs none (a state_dict's module comes from teacher.factory), so remove it "
                                    "(not possible for torch teachers)."),
+    "trust_code": (("keras",), "{key} applies to Keras Lambda layers and custom layers; edgekit never unpickles "
+                               "torch modules, so there is nothing to trust (not possible for torch teachers)."),
 }
-# the options a distill student loaded from a file takes too (its own, for its own file)
-STUDENT_OPTIONS = ("trust_code", "custom_objects")
 
 # framework -> stage labels (Stage.label) that this version can run, from the stage registry
 IMPLEMENTED_STAGES: dict[str, set[str]] = {framework: implemented_labels(framework) for framework in frameworks()}
