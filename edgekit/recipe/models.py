@@ -94,6 +94,9 @@ class TeacherConfig(Strict):
             raise ValueError("teacher needs teacher.path (a model file) or teacher.build: {arch: cnn_small}")
         if self.train and not self.build:
             raise ValueError("teacher.train applies to a teacher built from teacher.build")
+        if self.custom_objects and not self.path:
+            raise ValueError("teacher.custom_objects applies to a teacher loaded from teacher.path (a built zoo "
+                             "teacher has no custom layers)")
         return self
 
 

@@ -208,3 +208,8 @@ def test_the_teacher_key_covers_the_module_name_and_its_code(tmp_path):
 
     assert len({base, with_module, edited}) == 3
     assert teacher_key(plain, _Data(), "keras") == base
+
+
+def test_a_built_teacher_takes_no_custom_objects(tmp_path):
+    with pytest.raises(RecipeError, match="teacher.custom_objects applies to a teacher loaded from teacher.path"):
+        recipe_at(tmp_path, "{build: {arch: mlp}, custom_objects: my_layers, trust_code: true}")
