@@ -134,3 +134,15 @@ def test_a_student_file_loads_with_its_own_custom_objects(models):
                         "stages:\n  - distill:\n      student: {path: scale.keras}\n")
     with pytest.raises(InputError, match=r"distill.student.custom_objects: <the Python module.*distill.student.trust_code"):
         distill.make_student(untrusted.stages[0].distill, teacher, None, untrusted)
+
+
+def test_a_student_with_a_lambda_layer_is_told_its_own_trust_key(tmp_path):
+    from edgekit.backends.keras.compat import keras
+
+    inputs = keras.Input((4,))
+    path = tmp_path / "lambda.h5"
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs)).save(str(path))
+
+    with pytest.raises(InputError, match="set distill.student.trust_code: true to load it"):
+        loading.load(path, key="distill.student.path")
+    assert loading.load(path, True, key="distill.student.path") is not None

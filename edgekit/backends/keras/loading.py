@@ -22,7 +22,7 @@ SUFFIXES = (".keras", ".h5", ".hdf5")
 _UNSAFE_CODE_MESSAGE = (
     "{path}: the model holds a Lambda layer, whose Python code would run when the file is loaded. "
     "edgekit does not execute code from model files unless you trust the source: set "
-    "teacher.trust_code: true to load it, or rebuild the model without Lambda layers."
+    "{prefix}.trust_code: true to load it, or rebuild the model without Lambda layers."
 )
 
 
@@ -78,9 +78,10 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path", custom
         problem = _not_a_zip(path, key)
         if problem:
             raise InputError(problem)
+    prefix = key.rpartition(".")[0] or "teacher"  # the recipe section: teacher, distill.student
     if not trust_code and holds_python_code(path):
-        raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path))
-    objects = custom.objects_of(custom_objects, path.parent, trust_code, key.rpartition(".")[0] or "teacher")
+        raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path, prefix=prefix))
+    objects = custom.objects_of(custom_objects, path.parent, trust_code, prefix)
     kwargs = {"compile": False, "custom_objects": objects}
     if path.suffix.lower() == ".keras":
         kwargs["safe_mode"] = not trust_code
@@ -89,7 +90,7 @@ def load(path: Path, trust_code: bool = False, key: str = "teacher.path", custom
             model = keras.models.load_model(str(path), **kwargs)
     except Exception as exc:
         if "arbitrary code execution" in str(exc):
-            raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path)) from None
+            raise InputError(_UNSAFE_CODE_MESSAGE.format(path=path, prefix=prefix)) from None
         unknown = custom.unknown_message(path, exc, objects, key, custom_objects)
         if unknown:
             raise InputError(unknown) from None
