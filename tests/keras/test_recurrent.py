@@ -10,37 +10,14 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.backends.keras.compat import keras
-from edgekit.data import Dataset
 from edgekit.formats.inspect import inspect_model
 from edgekit.formats.registry import get_format
 from edgekit.recipe import QuantizeConfig
 from edgekit.runtimes import get_runtime
+from tests.helpers import bump_dataset, recurrent_classifier
 
 keras_backend = get_backend("keras")
-STEPS, FEATURES, CLASSES = 12, 3, 3
-
-
-def bump_dataset(n=360, seed=0) -> Dataset:
-    """Sequences (n, steps, features) of Gaussian noise; the class is which third of the time steps
-    carries a +1 bump. 20% test, 10% validation, the first 64 samples for calibration."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, CLASSES, size=n)
-    x = rng.normal(0, 0.3, size=(n, STEPS, FEATURES)).astype(np.float32)
-    window = STEPS // CLASSES
-    for i, label in enumerate(y):
-        x[i, label * window:(label + 1) * window] += 1.0
-    a, b = int(0.7 * n), int(0.8 * n)
-    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task="classification")
-
-
-def recurrent_classifier(layer: str, data: Dataset, epochs: int = 15):
-    """A trained `layer` ("LSTM" | "GRU", 16 units) + softmax classifier of `data`."""
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(data.input_shape), getattr(keras.layers, layer)(16),
-                              keras.layers.Dense(CLASSES, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
-    return model
+STEPS, FEATURES, CLASSES = 12, 3, 3  # bump_dataset's defaults
 
 
 @pytest.fixture(scope="module")
