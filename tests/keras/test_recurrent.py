@@ -73,6 +73,25 @@ def test_int8_lstm_weights_are_int8(data, tmp_path):
     assert {types[w.Type()] for w in weights} == {"INT8"}
 
 
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_dynamic_range_stores_recurrent_weights_as_int8(data, tmp_path, layer):
+    """With 64 units (weights over the converter's 1024-element threshold) "dynamic" stores the
+    recurrent weights as int8 (the fused LSTM included: edgekit.formats.tflite.recurrent.adjust),
+    a much smaller file that still agrees with Keras."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(data.input_shape), getattr(keras.layers, layer)(64),
+                              keras.layers.Dense(CLASSES, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(data.x_train, data.y_train, epochs=5, batch_size=32, verbose=0)
+    float_path = export(model, "tflite", tmp_path / "f.tflite")
+    path = export(model, "tflite", tmp_path / "d.tflite", "dynamic")
+    info = inspect_model(path)
+    assert info["quantization"]["kind"] == "int8 weights, float activations (dynamic range)"
+    assert path.stat().st_size < 0.5 * float_path.stat().st_size
+    reference = keras_backend.predict(model, data.x_test).argmax(1)
+    assert (get_runtime("litert").open(path).predict(data.x_test).argmax(1) == reference).mean() >= 0.95
+
+
 def test_non_recurrent_models_keep_a_dynamic_batch(data, tmp_path):
     """Only models with an RNN layer get the fixed batch: a Dense model keeps `from_keras_model`."""
     model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])

@@ -25,11 +25,14 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
     `sparse` asks the converter to store pruned weights in TFLite's sparse encoding; whether the
     runtime can run the result is checked by the caller, which runs it."""
     FORMAT.check_plan("keras", plan)
-    if recurrent.is_recurrent(model):
+    rnn = recurrent.is_recurrent(model)
+    if rnn:
         converter = recurrent.converter(model, unroll=isinstance(plan, Int8))
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     KERAS[type(plan) if plan is not None else None](converter, plan, calibration)
+    if rnn:
+        recurrent.adjust(converter, plan)
     if sparse:  # added to what the plan set: alone it keeps a float model float
         converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:

@@ -9,6 +9,12 @@ has a static batch: `tf.function(input_signature=[TensorSpec([1, steps, features
 one UNIDIRECTIONAL_SEQUENCE_LSTM op (float, dynamic, float16 and full-integer int8 with int8
 weights all work).
 
+Dynamic range: TF 2.21's MLIR dynamic-range quantizer (the default) leaves the fused LSTM's weights
+float32, so the "dynamic" file would be the float file. Its previous quantizer
+(`experimental_new_dynamic_range_quantizer = False`) stores them as int8 for TFLite's hybrid LSTM
+kernel; `adjust` selects it for recurrent models only. Either quantizer skips weight tensors under
+1024 elements, so a very small LSTM stays float in "dynamic".
+
 The rule is deterministic and read from the model: it takes this path when any of its layers, at
 any depth, is a Keras `RNN` (the base class of LSTM, GRU and SimpleRNN; Bidirectional wraps them).
 Every other model keeps `from_keras_model` with its dynamic batch, so its bytes do not change.
@@ -25,6 +31,7 @@ A .tflite with batch 1 is run one sample at a time by `edgekit.runtimes.base.Ses
 from __future__ import annotations
 
 from edgekit.backends.keras.compat import keras, tf
+from edgekit.precision import Dynamic, Plan
 
 #: the layers TFLite's converter fuses into one op (LSTM -> UNIDIRECTIONAL_SEQUENCE_LSTM); other RNN
 #: layers are unrolled when the plan quantizes activations (see the module docstring)
@@ -79,3 +86,10 @@ def converter(model, unroll: bool):
         return model(list(inputs) if len(inputs) > 1 else inputs[0])
 
     return tf.lite.TFLiteConverter.from_concrete_functions([serving.get_concrete_function()], model)
+
+
+def adjust(converter, plan: "Plan | None") -> None:
+    """Settings recurrent models need on top of the plan's (`edgekit.formats.tflite.plans.KERAS`):
+    the previous dynamic-range quantizer, which quantizes the fused LSTM's weights."""
+    if isinstance(plan, Dynamic):
+        converter.experimental_new_dynamic_range_quantizer = False
