@@ -81,6 +81,35 @@ def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification
     return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)
 
 
+def bump_dataset(n=360, steps=12, features=3, classes=3, seed=0):
+    """Sequences (n, steps, features) of Gaussian noise; the class is which third of the time steps
+    carries a +1 bump. 20% test, 10% validation, the first 64 samples for calibration."""
+    import numpy as np
+
+    from edgekit.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    x = rng.normal(0, 0.3, size=(n, steps, features)).astype(np.float32)
+    window = steps // classes
+    for i, label in enumerate(y):
+        x[i, label * window:(label + 1) * window] += 1.0
+    a, b = int(0.7 * n), int(0.8 * n)
+    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task="classification")
+
+
+def recurrent_classifier(layer: str, data, epochs: int = 15):
+    """A trained `layer` ("LSTM" | "GRU", 16 units) + softmax classifier of `data`."""
+    from edgekit.backends.keras.compat import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(data.input_shape), getattr(keras.layers, layer)(16),
+                              keras.layers.Dense(data.num_classes, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
 #: a "previous good run" that a failed or interrupted run must leave byte-identical
 PREVIOUS_RUN = {
     "model.tflite": bytes(range(256)) * 4,

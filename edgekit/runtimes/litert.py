@@ -109,6 +109,12 @@ class LiteRTSession(Session):
         return True
 
     def _feed(self, x: np.ndarray) -> None:
+        """Bind `x`, with the model's variable tensors reset first: TFLite's fused recurrent ops
+        (UNIDIRECTIONAL_SEQUENCE_LSTM of a Keras LSTM) keep their output and cell state in variable
+        tensors that persist across invocations, so without the reset each sample would start from
+        the previous sample's final state. Models without variable tensors are unaffected; the reset
+        is outside `_invoke`, so latency does not include it."""
+        self._interp.reset_all_variables()
         self._interp.set_tensor(self._in_index[0], x)
 
     def _invoke(self) -> None:

@@ -1,5 +1,7 @@
 """Keras -> .tflite with TensorFlow's TFLite converter, quantized as the artifact's precision plan says
-(the converter set-up per plan is `edgekit.formats.tflite.plans.KERAS`)."""
+(the converter set-up per plan is `edgekit.formats.tflite.plans.KERAS`). Recurrent models are traced
+with a fixed batch of 1 (`edgekit.formats.tflite.recurrent`, which says why); all others keep the
+dynamic batch of `from_keras_model`."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import numpy as np
 from edgekit.backends.keras.compat import tf
 from edgekit.errors import StageError
 from edgekit.formats.tflite import FORMAT
+from edgekit.formats.tflite import recurrent
 from edgekit.formats.tflite.plans import KERAS
-from edgekit.precision import Plan
+from edgekit.precision import Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optional[np.ndarray] = None,
@@ -22,8 +25,14 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
     `sparse` asks the converter to store pruned weights in TFLite's sparse encoding; whether the
     runtime can run the result is checked by the caller, which runs it."""
     FORMAT.check_plan("keras", plan)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    rnn = recurrent.is_recurrent(model)
+    if rnn:
+        converter = recurrent.converter(model, unroll=isinstance(plan, Int8))
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     KERAS[type(plan) if plan is not None else None](converter, plan, calibration)
+    if rnn:
+        recurrent.adjust(converter, plan)
     if sparse:  # added to what the plan set: alone it keeps a float model float
         converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:

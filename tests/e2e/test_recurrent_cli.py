@@ -1,0 +1,39 @@
+"""A Keras LSTM teacher through the CLI (issue 11): `edgekit compress` with PTQ int8 writes a
+fixed-batch (1) .tflite with the fused UNIDIRECTIONAL_SEQUENCE_LSTM and a .onnx, and measures both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import artifact_of, bump_dataset, read_report, recurrent_classifier, run_edgekit
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_lstm_teacher_compresses_to_int8_tflite_and_onnx(tmp_path):
+    data = bump_dataset(n=500)
+    np.savez(tmp_path / "data.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test)
+    recurrent_classifier("LSTM", data).save(tmp_path / "lstm.keras")
+    recipe = tmp_path / "lstm.yaml"
+    recipe.write_text("version: 1\nname: lstm\n"
+                      "data: {source: npz, path: data.npz, calibration_samples: 64}\n"
+                      "teacher: {path: lstm.keras}\n"
+                      "stages: [{quantize: {method: ptq, precision: int8}}]\n"
+                      "evaluate: {latency: {warmup: 1, runs: 5}}\n")
+    out = tmp_path / "run"
+    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = read_report(out)
+    teacher = artifact_of(report, "teacher")
+    assert teacher["accuracy"] >= 0.9
+    tflite = artifact_of(report, "model.tflite")
+    assert tflite["accuracy"] >= teacher["accuracy"] - 0.01, tflite
+    for name in ("model.tflite", "model.onnx"):
+        final = artifact_of(report, name)
+        assert final["bytes"] > 0 and final["latency_ms"]["p50"] > 0, final
+
+    inspected = run_edgekit("inspect", str(out / "model.tflite"), "--json").json()
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in inspected["ops"]
+    assert inspected["inputs"][0]["shape"][0] == 1
