@@ -150,3 +150,22 @@ def trained_artifact(framework: str, data, epochs: int, arch: str = "cnn_small",
     model = backend.build(arch, width, data.input_shape, outputs, data.task, seed=0)
     model = backend.train(model, data, epochs=epochs, batch_size=32, learning_rate=0.003, seed=0)
     return Artifact(framework, model)
+
+
+def support_refusal(recipe) -> str:
+    """The RecipeError message `check_support` gives `recipe` (asserting it is one, with exit code 2)."""
+    from edgekit.errors import RecipeError
+    from edgekit.recipe.support import check_support
+
+    with pytest.raises(RecipeError) as refused:
+        check_support(recipe)
+    assert refused.value.exit_code == 2
+    return str(refused.value)
+
+
+def compressed_report(recipe: Path, out: Path) -> tuple[dict, dict]:
+    """`edgekit compress RECIPE --output OUT`, which must exit 0: (report.json, its teacher entry)."""
+    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = read_report(out)
+    return report, artifact_of(report, "teacher")

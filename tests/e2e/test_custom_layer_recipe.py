@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.custom_layers import write_models
-from tests.helpers import artifact_of, band_dataset, read_report, run_edgekit
+from tests.helpers import artifact_of, band_dataset, compressed_report, run_edgekit
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,7 @@ def test_a_custom_layer_teacher_compresses_to_int8_tflite_and_onnx(tmp_path):
     assert "line 4, teacher.custom_objects" in untrusted.stderr and "teacher.trust_code: true" in untrusted.stderr
 
     recipe.write_text(body % (attention, ", trust_code: true"))
-    out = tmp_path / "run"
-    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
-    assert result.returncode == 0, result.stderr + result.stdout
-    report = read_report(out)
-    teacher = artifact_of(report, "teacher")
+    report, teacher = compressed_report(recipe, tmp_path / "run")
     assert teacher["accuracy"] >= 0.9
     for name in ("model.tflite", "model.onnx"):
         final = artifact_of(report, name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import artifact_of, bump_dataset, read_report, recurrent_classifier, run_edgekit
+from tests.helpers import artifact_of, bump_dataset, compressed_report, recurrent_classifier, run_edgekit
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +23,7 @@ def test_an_lstm_teacher_compresses_to_int8_tflite_and_onnx(tmp_path):
                       "stages: [{quantize: {method: ptq, precision: int8}}]\n"
                       "evaluate: {latency: {warmup: 1, runs: 5}}\n")
     out = tmp_path / "run"
-    result = run_edgekit("compress", str(recipe), "--output", str(out), "-q")
-    assert result.returncode == 0, result.stderr + result.stdout
-    report = read_report(out)
-    teacher = artifact_of(report, "teacher")
+    report, teacher = compressed_report(recipe, out)
     assert teacher["accuracy"] >= 0.9
     tflite = artifact_of(report, "model.tflite")
     assert tflite["accuracy"] >= teacher["accuracy"] - 0.01, tflite

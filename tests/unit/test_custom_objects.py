@@ -15,6 +15,7 @@ from edgekit.recipe import load_recipe
 from edgekit.recipe.support import check_support
 from edgekit.run.reuse import teacher_key
 from edgekit.run.validation import check_files
+from tests.helpers import support_refusal
 
 
 def recipe_at(folder: Path, teacher: str, stages: str = ""):
@@ -24,13 +25,6 @@ def recipe_at(folder: Path, teacher: str, stages: str = ""):
     path = folder / "recipe.yaml"
     path.write_text(f"version: 1\nteacher: {teacher}\n" + textwrap.dedent(stages), encoding="utf-8")
     return load_recipe(path)
-
-
-def refusal(recipe) -> str:
-    with pytest.raises(RecipeError) as info:
-        check_support(recipe)
-    assert info.value.exit_code == 2
-    return str(info.value)
 
 
 # ---- the recipe ------------------------------------------------------------------------------
@@ -56,7 +50,7 @@ def test_a_malformed_value_names_the_key_and_the_form(tmp_path, value):
 def test_custom_objects_without_trust_code_is_refused_naming_the_line_and_the_fix(tmp_path):
     recipe = recipe_at(tmp_path, "{path: model.keras, custom_objects: my_layers}")
 
-    message = refusal(recipe)
+    message = support_refusal(recipe)
 
     assert f"{recipe.source} line 2, teacher.custom_objects" in message
     assert "'my_layers' runs its code" in message and "teacher.trust_code: true" in message
@@ -65,7 +59,7 @@ def test_custom_objects_without_trust_code_is_refused_naming_the_line_and_the_fi
 def test_custom_objects_is_keras_only(tmp_path):
     recipe = recipe_at(tmp_path, "{path: model.pt2, custom_objects: my_layers, trust_code: true}")
 
-    message = refusal(recipe)
+    message = support_refusal(recipe)
 
     assert "teacher.custom_objects" in message and "not possible for torch teachers" in message
 
@@ -82,7 +76,7 @@ def test_the_teachers_trust_does_not_cover_a_student(tmp_path):
     stages = "stages:\n  - distill:\n      student: {path: student.keras, custom_objects: s_layers}\n"
     recipe = recipe_at(tmp_path, "{path: model.keras, trust_code: true}", stages)
 
-    message = refusal(recipe)
+    message = support_refusal(recipe)
 
     assert f"{recipe.source} line 5, stages[0].distill.student.custom_objects" in message
     assert "stages[0].distill.student.trust_code: true" in message
@@ -92,7 +86,7 @@ def test_a_torch_student_refuses_custom_objects(tmp_path):
     stages = "stages:\n  - distill:\n      student: {path: student.pt2, custom_objects: s_layers, trust_code: true}\n"
     recipe = recipe_at(tmp_path, "{path: model.pt2}", stages)
 
-    message = refusal(recipe)
+    message = support_refusal(recipe)
 
     assert "stages[0].distill.student" in message and "not possible for torch teachers" in message
 

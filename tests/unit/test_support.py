@@ -12,6 +12,7 @@ from edgekit.recipe import support
 from edgekit.errors import RecipeError
 from edgekit.recipe import load_recipe
 from edgekit.recipe.support import check_support, teacher_framework
+from tests.helpers import support_refusal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,13 +21,6 @@ def recipe_file(tmp_path: Path, body: str, teacher: str = "teacher:\n  path: mod
     path = tmp_path / name
     path.write_text("version: 1\n" + teacher + textwrap.dedent(body), encoding="utf-8")
     return load_recipe(path)
-
-
-def support_error(recipe) -> str:
-    with pytest.raises(RecipeError) as excinfo:
-        check_support(recipe)
-    assert excinfo.value.exit_code == 2
-    return str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +89,7 @@ def test_a_framework_missing_from_the_table_is_rejected(tmp_path, monkeypatch):
     monkeypatch.delitem(support.IMPLEMENTED_STAGES, "torch")
     recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: model.pt2\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert str(recipe.source) in message and "line 2" in message
     assert "torch teachers are not supported" in message
@@ -105,7 +99,7 @@ def test_a_framework_missing_from_the_table_is_rejected(tmp_path, monkeypatch):
 def test_clustering_is_refused_for_torch_naming_the_stage(tmp_path):
     recipe = recipe_file(tmp_path, "stages:\n  - cluster: {}\n", teacher="teacher:\n  path: model.pt2\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert "the 'cluster' stage is not available for torch" in message and "stages[0]" in message
 
@@ -118,7 +112,7 @@ def test_clustering_is_refused_for_torch_naming_the_stage(tmp_path):
 def test_options_torch_cannot_produce_are_refused(tmp_path, body, key):
     recipe = recipe_file(tmp_path, body, teacher="teacher:\n  path: model.pt2\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert key in message and "not possible for torch teachers" in message
 
@@ -126,7 +120,7 @@ def test_options_torch_cannot_produce_are_refused(tmp_path, body, key):
 def test_channels_first_export_is_refused_for_keras(tmp_path):
     recipe = recipe_file(tmp_path, "export:\n  channels_last: false\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert "export.channels_last" in message and "channels-last" in message
 
@@ -145,7 +139,7 @@ def test_a_stage_missing_from_the_table_is_rejected_with_label_and_line(tmp_path
     monkeypatch.setitem(support.IMPLEMENTED_STAGES, "keras", {"quantize.ptq"})
     recipe = recipe_file(tmp_path, "stages:\n  - cluster: {}\n  - quantize: {}\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert "the 'cluster' stage is not available for keras" in message
     assert f"{recipe.source} line 5, stages[0]" in message
@@ -174,7 +168,7 @@ def test_sparse_false_is_fine(tmp_path):
 def test_factory_with_a_keras_teacher_is_rejected(tmp_path):
     recipe = recipe_file(tmp_path, "", teacher="teacher:\n  path: model.keras\n  factory: pkg.mod:build\n")
 
-    message = support_error(recipe)
+    message = support_refusal(recipe)
 
     assert "teacher.factory applies to torch teachers only" in message
     assert "line 4, teacher.factory" in message
