@@ -116,20 +116,22 @@ def test_an_interrupted_first_run_leaves_no_directory(tmp_path):
 
 
 # A Keras teacher that loads and runs but that the TFLite converter cannot convert with builtin
-# ops (a GRU over a dynamic tensor list): the run fails in its export stage, after staging began.
+# ops (CategoryEncoding counts with tf.DenseBincount, which TFLite has no builtin for): the run
+# fails in its export stage, after staging began.
 UNCONVERTIBLE = """
 import sys
 from edgekit.backends.keras.compat import keras
 inputs = keras.Input((8, 8, 1))
-x = keras.layers.Reshape((8, 8))(inputs)
-x = keras.layers.GRU(8)(x)
+x = keras.layers.Flatten()(inputs)
+x = keras.layers.Discretization(bin_boundaries=[0.25, 0.5, 0.75])(x)
+x = keras.layers.CategoryEncoding(num_tokens=4, output_mode="count")(x)
 outputs = keras.layers.Dense(10, activation="softmax")(x)
 keras.Model(inputs, outputs).save(sys.argv[1])
 """
 
 
 def test_a_stage_that_crashes_leaves_the_previous_run_identical(tmp_path):
-    teacher = tmp_path / "gru.keras"
+    teacher = tmp_path / "bincount.keras"
     made = subprocess.run([sys.executable, "-c", UNCONVERTIBLE, str(teacher)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert made.returncode == 0, made.stderr
@@ -137,7 +139,7 @@ def test_a_stage_that_crashes_leaves_the_previous_run_identical(tmp_path):
     recipe.write_text(
         "version: 1\n"
         "data: {source: digits, scale: 0.0625, calibration_samples: 32, test_samples: 50}\n"
-        "teacher: {path: gru.keras}\n"
+        "teacher: {path: bincount.keras}\n"
         "stages:\n"
         "  - quantize: {method: ptq, precision: int8}\n"
         "export: {formats: [tflite]}\n"

@@ -26,18 +26,20 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
     runtime can run the result is checked by the caller, which runs it."""
     FORMAT.check_plan("keras", plan)
     rnn = recurrent.is_recurrent(model)
-    if rnn:
-        converter = recurrent.converter(model, unroll=isinstance(plan, Int8))
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    KERAS[type(plan) if plan is not None else None](converter, plan, calibration)
-    if rnn:
-        recurrent.adjust(converter, plan)
-    if sparse:  # added to what the plan set: alone it keeps a float model float
-        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
+        if rnn:  # tracing (and unrolling) a recurrent model can fail like the conversion itself
+            converter = recurrent.converter(model, unroll=isinstance(plan, Int8))
+        else:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        KERAS[type(plan) if plan is not None else None](converter, plan, calibration)
+        if rnn:
+            recurrent.adjust(converter, plan)
+        if sparse:  # added to what the plan set: alone it keeps a float model float
+            converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
         with native_stderr_silenced():
             content = converter.convert()
+    except StageError:
+        raise
     except Exception as exc:  # the converter raises many types; the message is what matters
         raise StageError("export", f"TFLite conversion of '{model.name}' failed: {str(exc).strip()[:600]}") from exc
     Path(path).write_bytes(content)
