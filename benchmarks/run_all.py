@@ -8,6 +8,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     limits       bytes per parameter, MAC/s against the CPU's int8 peak               (limits.py)
     scale        evaluation on 1k / 10k / 100k samples, fresh process each            (scale.py)
     cache        an unchanged training recipe run twice: the stage cache's speed-up   (cache_speed.py)
+    families     the coverage matrix: model families × frameworks × stages            (families.py)
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~10 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
@@ -38,7 +39,7 @@ from common import ROOT, cpuinfo  # noqa: E402
 
 #: section name -> module (in the order they run: the subprocess-timed sections first)
 SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
-            "limits": "limits", "scale": "scale"}
+            "limits": "limits", "scale": "scale", "families": "families"}
 
 
 def machine() -> dict:

@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale")
+SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale", "families")
 
 
 def _numbers(value) -> list:
@@ -64,6 +64,10 @@ def test_run_all_quick_writes_every_section(tmp_path):
     cli = sections["cli"]["commands"]
     assert all(c["median_s"] > 0 for c in cli.values())
     assert all(s["peak_rss_mib"] > 0 and s["ms_per_1k"] > 0 for s in sections["scale"]["streamed"])
+    (cell,) = sections["families"]["rows"]
+    int8 = cell["variants"]["int8"]
+    assert int8["exit"] == 0 and int8["params"] > 0
+    assert all(0 < int8[rt]["bytes_ratio"] < 1 and int8[rt]["p50_ms"] > 0 for rt in ("LiteRT", "ORT"))
 
     markdown = (tmp_path / "latest.md").read_text()
     assert "## Targets" in markdown and results["machine"]["cpu"] in markdown
