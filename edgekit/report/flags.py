@@ -67,21 +67,28 @@ def judge(final: dict, baseline: dict, promises_speed: bool) -> list[dict]:
     return fired
 
 
+#: candidates within this factor of the fastest one count as equally fast (the smallest of them is suggested)
+SAME_SPEED = 1.1
+
+
 def best_alternative(candidates: list[dict], kinds: list[str]) -> dict | None:
     """What to try instead, among measured candidates of the same model ({"precision", "shipped",
-    "p50_ratio", "bytes_ratio", ...}, ratios to the same model in float32): for a speed flag the
-    fastest quantized candidate that beats the shipped file, and float32 itself when nothing
-    quantized does; for a size flag alone the smallest candidate below float. None when no
-    candidate does better than the shipped file."""
+    "p50_ratio", "bytes_ratio", ...}, ratios to the same model in float32): for a speed flag, of the
+    candidates faster than the shipped file, the smallest among those within `SAME_SPEED` of the
+    fastest (float32 itself when no precision beats it); for a size flag alone, the smallest
+    candidate below float. None when no candidate does better than the shipped file."""
     measured = [c for c in candidates if c.get("p50_ratio") is not None and c.get("bytes_ratio") is not None]
     shipped = next((c for c in measured if c.get("shipped")), None)
     others = [c for c in measured if not c.get("shipped")]
     if shipped is None or not others:
         return None
     if {"not_faster", "slower"} & set(kinds):
-        quantized = [c for c in others if c["precision"] != "float32" and c["p50_ratio"] < shipped["p50_ratio"]]
-        pool = quantized or [c for c in others if c["p50_ratio"] < shipped["p50_ratio"]]
-        return min(pool, key=lambda c: (c["p50_ratio"], c["bytes_ratio"])) if pool else None
+        faster = [c for c in others if c["p50_ratio"] < shipped["p50_ratio"]]
+        if not faster:
+            return None
+        fastest = min(c["p50_ratio"] for c in faster)
+        return min((c for c in faster if c["p50_ratio"] <= fastest * SAME_SPEED),
+                   key=lambda c: (c["bytes_ratio"], c["p50_ratio"]))
     smaller = [c for c in others if c["bytes_ratio"] < min(1.0, shipped["bytes_ratio"])]
     return min(smaller, key=lambda c: (c["bytes_ratio"], c["p50_ratio"])) if smaller else None
 
@@ -110,6 +117,9 @@ def _kind_clause(kind: dict) -> str:
 def _float_ops(flags: dict) -> str | None:
     ops = flags.get("float_ops") or []
     if not ops:
+        if flags.get("float_ops_from"):
+            return (f"No op computes in float in {flags.get('file', 'the file')} (read from the "
+                    f"{flags['float_ops_from']}): the time goes to the runtime's integer kernels.")
         return None
     listed = ", ".join(f"{o['op']} x{o['count']}" + (f" ({o['reason']})" if o.get("reason") else "") for o in ops)
     source = f", read from the {flags['float_ops_from']}" if flags.get("float_ops_from") else ""
@@ -157,8 +167,8 @@ def _alternatives(flags: dict) -> list[str]:
         lines.append("Ship float32 here: no other precision of this model measured faster than the shipped file "
                      f"({best['bytes_ratio']:.2f}x the bytes, p50 {format_number(best.get('p50_ms'), 3)} ms).")
     elif best:
-        lines.append(f"Try precision: {best['precision']}: {best['p50_ratio']:.2f}x float p50 here, "
-                     f"{best['bytes_ratio']:.2f}x the bytes.")
+        lines.append(f"Try precision: {best['precision']} ({best['p50_ratio']:.2f}x float p50 here, "
+                     f"{best['bytes_ratio']:.2f}x the bytes).")
     elif alternatives.get("note"):
         lines.append(alternatives["note"])
     return lines

@@ -69,6 +69,11 @@ def test_the_suggestion_is_the_fastest_quantized_candidate_that_beats_the_shippe
     assert best_alternative(_candidates(), ["not_faster"])["precision"] == "dynamic"
     only_float = [c for c in _candidates() if c["precision"] in ("float32", "int8")]
     assert best_alternative(only_float, ["not_faster"])["precision"] == "float32"
+    same_speed = with_ratios([{"precision": "float32", "bytes": 1000, "p50_ms": 1.0},
+                              {"precision": "int8", "shipped": True, "bytes": 700, "p50_ms": 5.7},
+                              {"precision": "dynamic", "bytes": 999, "p50_ms": 1.0},
+                              {"precision": "float16", "bytes": 900, "p50_ms": 1.02}])
+    assert best_alternative(same_speed, ["not_faster"])["precision"] == "float16"  # as fast, and smallest
     larger = with_ratios([{"precision": "float32", "bytes": 1000, "p50_ms": 1.0},
                           {"precision": "int8", "shipped": True, "bytes": 1200, "p50_ms": 0.5},
                           {"precision": "float16", "bytes": 500, "p50_ms": 1.0}])
@@ -105,7 +110,9 @@ def test_the_wording_names_the_flag_the_float_ops_and_the_measured_alternative()
     assert "SOFTMAX x1 (not in the float baseline)" in text
     assert "lstm/kernel (float32, 4.0 KiB)" in text
     assert "dynamic: 0.60x float p50, 0.35x the bytes" in text
-    assert "Try precision: dynamic" in text
+    assert "Try precision: dynamic (0.60x float p50 here, 0.35x the bytes)" in text
+    no_float = {**flagged(report)[0], "flags": {**flagged(report)[0]["flags"], "float_ops": []}}
+    assert "No op computes in float in model.tflite (read from the tensor types)" in "\n".join(flag_lines(no_float))
     assert [a["name"] for a in flagged(make_report())] == [] and flag_lines(make_report()["artifacts"][3]) == []
 
 
