@@ -42,6 +42,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from rich.markup import escape
+
 from edgekit.formats.base import ExportOptions
 from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
@@ -72,15 +74,34 @@ def flag_artifacts(entries: list[dict], final_model: Callable[[], object], refer
             continue
         workdir = Path(ctx.workdir)
         flags = {"kinds": kinds, "baseline": baseline["name"], "file": entry["name"],
-                 **file_evidence(workdir / entry["name"]),
-                 **runtime_evidence(workdir / entry["name"], workdir / baseline["name"], entry["runtime"])}
-        flags["alternatives"] = measure_alternatives(entry, [k["kind"] for k in kinds], final_model, reference,
-                                                     ctx, memo)
+                 **_safely(file_evidence, workdir / entry["name"])}
+        if entry.get("runtime") is None:  # a file no named runtime ran: its size flag stands alone
+            flags["alternatives"] = {"runtime": None, "candidates": [], "best": None, "note": (
+                "No alternative was measured: evaluate.runtimes names no runtime for this format.")}
+        else:
+            flags.update(_safely(runtime_evidence, workdir / entry["name"], workdir / baseline["name"],
+                                 entry["runtime"]))
+            flags["alternatives"] = measure_alternatives(entry, [k["kind"] for k in kinds], final_model,
+                                                         reference, ctx, memo)
         out.append({**entry, "flags": flags})
+        summary = ", ".join(f"{k['kind'].replace('_', ' ')} ({k['ratio']:.2f}x)" for k in kinds)
+        ctx.progress.message(f"[yellow]![/] flag {escape(entry['name'])}: {escape(summary)}; measured the other "
+                             f"precisions ({flags['alternatives'].get('wall_s', 0):.1f} s)")
     directory = memo.get("directory")
     if directory is not None:
         directory.cleanup()
     return out
+
+
+def _safely(read: Callable[..., dict], *args) -> dict:
+    """`read(*args)`, or {"evidence_error": why} when the file or runtime cannot tell: a flag never
+    fails a run."""
+    try:
+        return read(*args)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        return {"evidence_error": f"{type(exc).__name__}: {_short(exc)}"}
 
 
 def file_evidence(path: Path, shown: int = 3) -> dict:
@@ -180,8 +201,13 @@ def measure_alternatives(entry: dict, kinds: list[str], final_model: Callable[[]
             except Exception as exc:
                 candidates.append({"precision": precision, "error": f"{type(exc).__name__}: {_short(exc)}"})
             done(1)
-        candidates.insert(1, {"precision": entry["precision"], "shipped": True,
-                              **measure(Path(ctx.workdir) / entry["name"])})
+        try:
+            shipped = measure(Path(ctx.workdir) / entry["name"])
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            shipped = {"error": f"{type(exc).__name__}: {_short(exc)}"}
+        candidates.insert(1, {"precision": entry["precision"], "shipped": True, **shipped})
         done(1)
     result["candidates"] = with_ratios(candidates)
     result["best"] = best_alternative(result["candidates"], kinds)

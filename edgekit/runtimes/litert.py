@@ -3,7 +3,9 @@
 `ai_edge_litert` is imported only when a file is opened, so importing this module is cheap and never
 pulls in TensorFlow. The interpreter is created with its default op resolver (AUTO), which applies
 the XNNPACK delegate on CPU, exactly as an app using the default LiteRT interpreter would;
-`describe()["xnnpack"]` reports whether the delegate actually took any part of the graph.
+`describe()["xnnpack"]` reports whether the delegate actually took any part of the graph, and
+`describe()["undelegated_ops"]` which ops LiteRT runs with its own kernels instead (honest flags
+name them, `edgekit.run.verdicts`).
 
 Batching: the batch dimension is resized (`resize_tensor_input` + `allocate_tensors`) when the file
 allows it (shape_signature[0] == -1, or a batch of 1). Some graphs refuse, e.g. an

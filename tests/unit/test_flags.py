@@ -153,3 +153,26 @@ def test_ops_outside_the_xnnpack_partition_are_the_undelegated_ones():
     assert _undelegated(ops) == {"UNIDIRECTIONAL_SEQUENCE_LSTM": 1, "STRIDED_SLICE": 1, "SOFTMAX": 1}
     ops[4]["outputs"] = [4]
     assert _undelegated(ops) == {"UNIDIRECTIONAL_SEQUENCE_LSTM": 1, "STRIDED_SLICE": 1}
+
+
+def test_a_file_no_runtime_ran_keeps_its_size_flag_without_alternatives(tmp_path):
+    from types import SimpleNamespace
+
+    from edgekit.progress import SILENT
+    from edgekit.run.verdicts import flag_artifacts
+
+    entries = [{"name": "baseline.onnx", "role": "baseline", "format": "onnx", "runtime": None, "bytes": 100,
+                "latency_ms": None, "precision": "float32"},
+               {"name": "model.onnx", "role": "final", "format": "onnx", "runtime": None, "bytes": 150,
+                "latency_ms": None, "precision": "int8"}]
+
+    def never():
+        raise AssertionError("the final model is needed only to measure alternatives")
+
+    out = flag_artifacts(entries, never, None, SimpleNamespace(workdir=tmp_path, progress=SILENT))
+
+    flags = out[1]["flags"]
+    assert [k["kind"] for k in flags["kinds"]] == ["larger"] and "evidence_error" in flags
+    assert flags["alternatives"]["candidates"] == [] and "names no runtime" in flags["alternatives"]["note"]
+    assert "flags" not in out[0]
+    assert "No alternative was measured" in "\n".join(flag_lines({**out[1]}))
