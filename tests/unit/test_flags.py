@@ -123,7 +123,8 @@ def test_report_md_and_html_show_the_flag_only_when_one_fired():
 
     flags = section(markdown, "Flags")
     assert "- **model.tflite (int8) on litert is not faster" in flags and "Try precision: dynamic" in flags
-    assert 'id="flags"' in html and "UNIDIRECTIONAL_SEQUENCE_LSTM x1" in html and "Try precision: dynamic" in html
+    assert 'href="#flags"' in html and 'id="flags"' in html
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM x1" in html and "Try precision: dynamic" in html
     assert "## Flags" not in render_markdown(make_report()) and 'id="flags"' not in render_html(make_report())
 
 
