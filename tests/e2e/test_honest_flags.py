@@ -1,6 +1,7 @@
 """Honest flags through the CLI (issue 11, point 5): a Keras LSTM whose int8 files do not pay off is
-flagged in report.json, report.md, report.html and the console (--json: tests/unit/test_flags.py), naming the ops and the
-alternatives measured on the same runtime; a CNN whose int8 .tflite pays off gets no flag."""
+flagged in report.json, report.md, report.html and the console (--json: tests/unit/test_flags.py),
+naming the ops and the alternatives measured on the same runtime; a CNN whose int8 .tflite pays off
+gets no flag."""
 
 from __future__ import annotations
 
