@@ -117,9 +117,13 @@ def _kind_clause(kind: dict) -> str:
 def _float_ops(flags: dict) -> str | None:
     ops = flags.get("float_ops") or []
     if not ops:
+        held = ", ".join(f"{o['op']} x{o['count']}" for o in flags.get("ops") or [])
+        held = f" Its ops: {held}." if held else ""
         if flags.get("float_ops_from"):
             return (f"No op computes in float in {flags.get('file', 'the file')} (read from the "
-                    f"{flags['float_ops_from']}): the time goes to the runtime's integer kernels.")
+                    f"{flags['float_ops_from']}): the time goes to the runtime's integer kernels.{held}")
+        if flags.get("quantization"):
+            return f"{flags.get('file', 'The file')} is {flags['quantization']}.{held}"
         return None
     listed = ", ".join(f"{o['op']} x{o['count']}" + (f" ({o['reason']})" if o.get("reason") else "") for o in ops)
     source = f", read from the {flags['float_ops_from']}" if flags.get("float_ops_from") else ""

@@ -19,6 +19,7 @@ The entry then carries, beside its figures:
     "flags": {
       "kinds": [{"kind": "not_faster", "ratio": 6.6, "value": 1.9, "baseline_value": 0.29, "unit": "ms p50"}],
       "baseline": "baseline.tflite", "file": "model.tflite", "quantization": "mixed",
+      "ops": [{"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "count": 1}, ...],
       "float_ops": [{"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "count": 1, "reason": "float32 inputs/outputs"}],
       "float_ops_from": "tensor types",
       "float_weights": [{"name": "...", "dtype": "float32", "bytes": 4096}],
@@ -105,8 +106,8 @@ def _safely(read: Callable[..., dict], *args) -> dict:
 
 
 def file_evidence(path: Path, shown: int = 3) -> dict:
-    """What the file says: its quantization kind, the ops computing in float (grouped, with the first
-    reason given for each) and its `shown` largest float32 tensors."""
+    """What the file says: its quantization kind, its 8 most frequent ops, the ops computing in float
+    (grouped, with the first reason given for each) and its `shown` largest float32 tensors."""
     from edgekit.formats.inspect import inspect_model
 
     info = inspect_model(path, top=50)
@@ -118,7 +119,8 @@ def file_evidence(path: Path, shown: int = 3) -> dict:
     float_ops = [{"op": name, "count": count, "reason": reasons[name]} for name, count in counts.most_common()]
     weights = [{"name": t["name"][:80], "dtype": t["dtype"], "bytes": t["bytes"]}
                for t in info["tensors_by_size"] if t["dtype"] in _FLOAT_DTYPES and t["bytes"] >= 256][:shown]
-    return {"quantization": quantization["kind"], "float_ops": float_ops,
+    ops = [{"op": name, "count": count} for name, count in list(info["ops"].items())[:8]]
+    return {"quantization": quantization["kind"], "ops": ops, "float_ops": float_ops,
             "float_ops_from": quantization["float_ops_from"], "float_weights": weights}
 
 

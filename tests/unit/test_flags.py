@@ -111,8 +111,15 @@ def test_the_wording_names_the_flag_the_float_ops_and_the_measured_alternative()
     assert "lstm/kernel (float32, 4.0 KiB)" in text
     assert "dynamic: 0.60x float p50, 0.35x the bytes" in text
     assert "Try precision: dynamic (0.60x float p50 here, 0.35x the bytes)" in text
-    no_float = {**flagged(report)[0], "flags": {**flagged(report)[0]["flags"], "float_ops": []}}
-    assert "No op computes in float in model.tflite (read from the tensor types)" in "\n".join(flag_lines(no_float))
+    no_float = {**flagged(report)[0], "flags": {**flagged(report)[0]["flags"], "float_ops": [],
+                                                "ops": [{"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "count": 1}]}}
+    assert ("No op computes in float in model.tflite (read from the tensor types): the time goes to the runtime's "
+            "integer kernels. Its ops: UNIDIRECTIONAL_SEQUENCE_LSTM x1.") in "\n".join(flag_lines(no_float))
+    dynamic = {**no_float, "flags": {**no_float["flags"], "float_ops_from": None,
+                                     "quantization": "int8 weights, float activations (dynamic range)",
+                                     "ops": [{"op": "ConvInteger", "count": 2}]}}
+    assert ("model.tflite is int8 weights, float activations (dynamic range). Its ops: ConvInteger x2."
+            in "\n".join(flag_lines(dynamic)))
     assert [a["name"] for a in flagged(make_report())] == [] and flag_lines(make_report()["artifacts"][3]) == []
 
 
