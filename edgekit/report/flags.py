@@ -120,8 +120,10 @@ def _float_ops(flags: dict) -> str | None:
         held = ", ".join(f"{o['op']} x{o['count']}" for o in flags.get("ops") or [])
         held = f" Its ops: {held}." if held else ""
         if flags.get("float_ops_from"):
+            speed = any(k.get("unit") != "bytes" for k in flags.get("kinds") or [])
+            where = ": the time goes to the runtime's integer kernels" if speed else ""
             return (f"No op computes in float in {flags.get('file', 'the file')} (read from the "
-                    f"{flags['float_ops_from']}): the time goes to the runtime's integer kernels.{held}")
+                    f"{flags['float_ops_from']}){where}.{held}")
         if flags.get("quantization"):
             return f"{flags.get('file', 'The file')} is {flags['quantization']}.{held}"
         return None

@@ -41,6 +41,10 @@ def test_an_lstm_whose_int8_files_do_not_pay_off_is_flagged_with_ops_and_alterna
     report = read_report(out)
 
     flagged = [a for a in report["artifacts"] if a.get("flags")]
+    for entry in (a for a in report["artifacts"] if a["role"] == "final"):  # flagged exactly when it does not pay off
+        baseline = artifact_of(report, f"baseline.{entry['format']}")
+        assert bool(entry.get("flags")) == (entry["bytes"] > baseline["bytes"] or
+                                            entry["latency_ms"]["p50"] >= baseline["latency_ms"]["p50"])
     assert flagged, [(a["name"], a.get("bytes"), a.get("latency_ms")) for a in report["artifacts"]]
     for entry in flagged:
         flags = entry["flags"]
@@ -74,6 +78,35 @@ def test_an_lstm_whose_int8_files_do_not_pay_off_is_flagged_with_ops_and_alterna
     for entry in reflagged:
         measured = [c for c in entry["flags"]["alternatives"]["candidates"] if "error" not in c]
         assert len(measured) >= 3, entry["flags"]["alternatives"]
+
+
+def test_a_tiny_dense_model_whose_int8_onnx_is_larger_than_float_is_flagged(tmp_path):
+    from edgekit.backends.keras.compat import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8)).astype("float32")
+    y = x[:, :3].argmax(1)
+    np.savez(tmp_path / "data.npz", x_train=x[:240], y_train=y[:240], x_test=x[240:], y_test=y[240:])
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.save(tmp_path / "dense.keras")
+    out = tmp_path / "run"
+    result = run_edgekit("compress", _recipe(tmp_path, "dense", "dense.keras", "onnx"), "--output", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+    final = artifact_of(read_report(out), "model.onnx")
+
+    flags = final["flags"]  # 27 weights: the scales, zero points and Q/DQ nodes outweigh them
+    larger = next(k for k in flags["kinds"] if k["kind"] == "larger")
+    assert larger["ratio"] > 1.5 and larger["value"] == final["bytes"]
+    dense_op = next(o["op"] for o in flags["ops"] if o["op"] in ("Gemm", "MatMul"))  # the file's ops are named
+    assert flags["float_ops_from"] == "onnxruntime optimized graph"
+    measured = {c["precision"]: c for c in flags["alternatives"]["candidates"] if "error" not in c}
+    assert set(measured) == {"float32", "int8", "dynamic", "float16"}, flags["alternatives"]
+    assert measured["int8"]["bytes"] == final["bytes"] and measured["int8"]["bytes_ratio"] > 1.5
+    assert "is larger than its float baseline" in (out / "report.md").read_text()
+    assert "flag model.onnx (int8) on onnxruntime is larger than its float baseline" in result.stdout
+    assert f"{dense_op} x1" in result.stdout and "Measured alternatives" in result.stdout
 
 
 def test_a_cnn_whose_int8_tflite_pays_off_gets_no_flag(tmp_path):
