@@ -26,6 +26,7 @@ class Plan:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     calibrated: ClassVar[bool] = False  # its activation ranges come from calibration samples
+    promises_speed: ClassVar[bool] = True  # users expect it faster than float, not only smaller
     io: str = "float32"
     per_channel: bool = True
     quantization_aware: bool = False
@@ -58,6 +59,7 @@ class Dynamic(Plan):
 class Float16(Plan):
     name: ClassVar[str] = "float16"
     description: ClassVar[str] = "float16 weights, float32 inputs and outputs"
+    promises_speed: ClassVar[bool] = False  # a CPU widens the weights back to float32: half the bytes, same speed
 
 
 #: precision name (the recipe's `quantize.precision`) -> plan class

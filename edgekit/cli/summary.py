@@ -9,10 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edgekit.report.flags import flag_lines, flagged
 from edgekit.sizes import format_size
 
 _ARTIFACT_KEYS = ("name", "role", "format", "runtime", "precision", "bytes", "gzip_bytes", "params",
-                  "accuracy", "mae", "agreement", "latency_ms")
+                  "accuracy", "mae", "agreement", "latency_ms", "flags")
 
 
 def summary_dict(report: dict, run_dir: Path) -> dict:
@@ -50,5 +51,10 @@ def print_summary(console: Console, report: dict, run_dir: Path) -> None:
         mark = "[green]pass[/]" if gate["passed"] else "[bold red]FAIL[/]"
         console.print(f"  {mark} {gate['gate']} {escape('[' + gate['artifact'] + ']')}: {gate['value']} "
                       f"(limit {gate['limit']} {escape(gate['unit'])})", soft_wrap=True)
+    for artifact in flagged(report):
+        first, *rest = flag_lines(artifact)
+        console.print(f"  [bold yellow]flag[/] {escape(first)}", soft_wrap=True)
+        for line in rest:
+            console.print(f"       {escape(line)}", soft_wrap=True)
     verdict = "[green]all gates passed[/]" if report.get("passed") else "[bold red]a gate failed[/] (exit 1)"
     console.print(f"{verdict}; report: {escape(str(Path(run_dir) / 'report.md'))}")

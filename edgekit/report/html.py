@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from edgekit.report.contents import latency_settings, quality_key, quality_label
+from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
 from edgekit.report.plots import report_plots
 
@@ -56,6 +57,7 @@ def page_values(report: dict) -> dict:
         "recipe": str(report["recipe"]) if report.get("recipe") else None,
         "verdict": _verdict(report),
         "gates": [_gate(g) for g in report.get("gates") or []],
+        "flags": [{"name": str(a.get("name", "")), "lines": flag_lines(a)} for a in flagged(report)],
         "test_samples": str(report.get("data", {}).get("test", "?")),
         "latency_setting": _latency_sentence(report),
         "quality_label": quality_label(report),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from edgekit.report.contents import (final_artifact, final_artifacts_with_layers, latency_settings, quality_key,
                                      quality_label)
+from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
 
 # stage details worth a mention in the stage table, in this order (report.html lists them all)
@@ -34,8 +35,9 @@ def render_markdown(report: dict) -> str:
     if final and final.get("bytes"):
         lines += [f"Final .tflite: {format_size(final['bytes'])} ({format_size(final.get('gzip_bytes'))} gzipped), "
                   f"{report.get('metric', 'accuracy')} {_quality(report, final)} on {final.get('runtime')}.", ""]
-    lines += ["## Gates", "", *_gate_rows(report), "",
-              "## Artifacts", "",
+    lines += ["## Gates", "", *_gate_rows(report), ""]
+    lines += _flags_section(report)
+    lines += ["## Artifacts", "",
               "Every row but the teacher's was measured by running the exported file on its runtime, on the same "
               f"{data.get('test', '?')} test samples; agreement is top-1 agreement with the teacher. Latency: batch "
               f"{latency.get('batch', '?')}, {latency.get('threads', '?')} thread(s), "
@@ -55,6 +57,20 @@ def render_markdown(report: dict) -> str:
               "| package | version |", "|---|---|",
               *[f"| {k} | {v} |" for k, v in (env.get("packages") or {}).items()], ""]
     return "\n".join(lines)
+
+
+def _flags_section(report: dict) -> list[str]:
+    """Quantized files that are larger than, or not faster than, their float baseline (see
+    `edgekit.report.flags`), with the ops left in float and the alternatives measured; none when
+    every quantized file pays off."""
+    found = flagged(report)
+    if not found:
+        return []
+    lines = ["## Flags", ""]
+    for artifact in found:
+        first, *rest = flag_lines(artifact)
+        lines += [f"- **{first}**", *[f"  - {line}" for line in rest]]
+    return lines + [""]
 
 
 def _quality(report: dict, artifact: dict) -> str:

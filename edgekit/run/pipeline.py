@@ -11,7 +11,7 @@ finished (gates may fail: the artifacts and report are still kept, with exit cod
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.stages import run_stage
 from edgekit.recipe.support import check_support
 from edgekit.run.validation import check_files
+from edgekit.run.verdicts import flag_artifacts
 
 
 @dataclass
@@ -141,19 +142,30 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
             exports, teacher_entry, teacher_outputs, records = restored
             ctx.stages.extend(records)
             progress.message("[green]✓[/] every trained step and exported file came from the stage cache")
+            final_model = lambda: rebuilt_final(ctx)  # noqa: E731  (only a flag needs it)
         else:
             teacher = obtain_teacher(ctx)
             final = apply_stages(teacher, ctx)
+            final_model = lambda: final  # noqa: E731
             exports = export_all(teacher, final, ctx)
             teacher_entry, teacher_outputs = measure_teacher(teacher, ctx)
             if keys:
                 problem = store_exports(cache, keys["exports"], exports, teacher_entry, teacher_outputs, ctx.stages)
                 ctx.warnings.extend([problem] if problem else [])
         artifacts = [teacher_entry, *measure_exports(exports, teacher_outputs, ctx)]
+        artifacts = flag_artifacts(artifacts, final_model, teacher_outputs, ctx)
         report = _assemble(recipe, ctx, artifacts)
         _write_bundle(recipe, ctx, report, workdir)
         write_report(workdir, report)
     return RunResult(report, target, report["exit_code"])
+
+
+def rebuilt_final(ctx: RunContext) -> Artifact:
+    """The final artifact of a run whose files came from the stage cache (for the alternatives of a
+    flag, `edgekit.run.verdicts`): the teacher and the stages again, served by the cache, in a
+    scratch context whose records and messages go nowhere."""
+    scratch = replace(ctx, stages=[], warnings=[], progress=SILENT)
+    return apply_stages(obtain_teacher(scratch), scratch)
 
 
 def cache_keys(recipe: Recipe, dataset: Dataset, framework: str) -> dict:

@@ -3,7 +3,9 @@
 `ai_edge_litert` is imported only when a file is opened, so importing this module is cheap and never
 pulls in TensorFlow. The interpreter is created with its default op resolver (AUTO), which applies
 the XNNPACK delegate on CPU, exactly as an app using the default LiteRT interpreter would;
-`describe()["xnnpack"]` reports whether the delegate actually took any part of the graph.
+`describe()["xnnpack"]` reports whether the delegate actually took any part of the graph, and
+`describe()["undelegated_ops"]` which ops LiteRT runs with its own kernels instead (honest flags
+name them, `edgekit.run.verdicts`).
 
 Batching: the batch dimension is resized (`resize_tensor_input` + `allocate_tensors`) when the file
 allows it (shape_signature[0] == -1, or a batch of 1). Some graphs refuse, e.g. an
@@ -134,12 +136,40 @@ class LiteRTSession(Session):
         try:
             ops = self._interp._get_ops_details()  # noqa: SLF001 - the only public-ish view of nodes
         except Exception:
-            return {"xnnpack": None, "delegate_nodes": None}
+            return {"xnnpack": None, "delegate_nodes": None, "undelegated_ops": None}
         delegates = sum(1 for op in ops if op.get("op_name") == "DELEGATE")
-        return {"xnnpack": delegates > 0, "delegate_nodes": delegates}
+        return {"xnnpack": delegates > 0, "delegate_nodes": delegates, "undelegated_ops": _undelegated(ops)}
 
     def close(self) -> None:
         self._interp = None
+
+
+def _undelegated(ops: list[dict]) -> dict[str, int]:
+    """Op histogram of the nodes LiteRT runs with its own kernels, outside the XNNPACK delegate.
+
+    The interpreter lists every node of the file plus one DELEGATE node per delegated partition; a
+    node belongs to a partition when it lies on a path from the partition's inputs to its outputs
+    (walked back from the outputs through the nodes that produce each tensor)."""
+    originals = [op for op in ops if op.get("op_name") != "DELEGATE"]
+    producer = {int(t): op for op in originals for t in op.get("outputs", [])}
+    delegated: set[int] = set()
+    for node in ops:
+        if node.get("op_name") != "DELEGATE":
+            continue
+        stop = {int(t) for t in node.get("inputs", [])}
+        pending = [int(t) for t in node.get("outputs", [])]
+        while pending:
+            tensor = pending.pop()
+            op = producer.get(tensor)
+            if tensor in stop or op is None or op["index"] in delegated:
+                continue
+            delegated.add(op["index"])
+            pending.extend(int(t) for t in op.get("inputs", []))
+    found: dict[str, int] = {}
+    for op in originals:
+        if op["index"] not in delegated:
+            found[str(op["op_name"])] = found.get(str(op["op_name"]), 0) + 1
+    return found
 
 
 class LiteRTRuntime(Runtime):

@@ -47,6 +47,8 @@ def test_default_resolver_applies_the_xnnpack_delegate(tiny_models):
     info = get_runtime("litert").open(tiny_models.files["int8"], threads=2).describe()
     assert info["xnnpack"] is True and info["delegate_nodes"] > 0
     assert info["op_resolver"].startswith("AUTO")
+    float_info = get_runtime("litert").open(tiny_models.files["float"]).describe()
+    assert float_info["undelegated_ops"] == {}  # XNNPACK takes every op of the tiny float model
 
 
 def test_xnnpack_banner_never_reaches_stderr(tiny_models):
