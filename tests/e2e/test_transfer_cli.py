@@ -57,7 +57,7 @@ def test_a_keras_transfer_recipe_trains_the_head_fine_tunes_and_exports_int8(tmp
     ("{arch: mobilenet_v2, width: 0.35}", 16, "teacher.build.arch", "at least 32x32"),
 ])
 def test_bad_transfer_recipes_exit_2_naming_the_key(tmp_path, build, data_side, key, words):
-    write_data(tmp_path / "data.npz", n=40, side=data_side)
+    write_data(tmp_path / "data.npz", n=80, side=data_side)
     recipe = write_recipe(tmp_path / "bad.yaml", build)
     result = run_edgekit("validate", str(recipe), "--deep")
     assert result.returncode == 2, result.stdout + result.stderr
@@ -70,7 +70,7 @@ def test_an_arch_torch_cannot_build_here_is_refused_at_validation(tmp_path):
 
     if importlib.util.find_spec("torchvision") is not None:
         pytest.skip("torchvision is installed: torch builds resnet50")
-    write_data(tmp_path / "data.npz", n=40)
+    write_data(tmp_path / "data.npz", n=80)
     recipe = write_recipe(tmp_path / "resnet.yaml", "{arch: resnet50}", framework="torch")
     result = run_edgekit("validate", str(recipe))
     assert result.returncode == 2 and "teacher.build.arch" in result.stderr and "torchvision" in result.stderr
