@@ -93,3 +93,10 @@ def test_mobilenet_v2_is_a_zoo_arch_without_weights():
     model = keras_backend.build("mobilenet_v2", 1.0, (32, 32, 1), 4, "classification", seed=0)
     assert model.output_shape == (None, 4)
     assert model.count_params() == 2_257_984 - 864 + 288 + 1280 * 4 + 4  # applications' base, 1 channel, head
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "efficientnet_b0"])
+def test_the_other_bases_build_with_the_head(arch):
+    model = keras_backend.build(arch, 1.0, SHAPE, 3, "classification", seed=0, head=Head(dropout=0.0, dense=(8,)))
+    assert model.output_shape == (None, 3) and len(transfer.base_layers(model)) > 100
+    assert [layer.name for layer in model.layers if transfer.is_head(layer)] == ["head_pool", "head_dense1", "logits"]

@@ -4,7 +4,8 @@
 (`include_top=False, weights=None`), so its layers sit directly in the teacher's graph (TF-MOT
 pruning and QAT cannot wrap a model nested in a model). Pretrained weights come only from a local
 file, `teacher.build.weights`: an HDF5 of the base as `keras.applications` saves it (the "no top"
-ImageNet file), loaded by layer name with `load_weights` — never downloaded.
+ImageNet file), loaded with `load_weights` as keras.applications loads it (layer by layer, in
+order) — never downloaded.
 
 The head's layers are named `head_*` (pool, dense, dropout) plus the output layer (`logits` or
 `output`); every other layer is the base. `fit(..., freeze)` trains a copy with:
@@ -51,7 +52,7 @@ APPLICATIONS = {"mobilenet_v2": _mobilenet_v2, "resnet50": _resnet50, "efficient
 
 
 def load_base_weights(base, weights: Path, arch: str, width: float) -> None:
-    """Load the pretrained base from `weights` (by layer name); InputError when it does not fit."""
+    """Load the pretrained base from `weights` (layer by layer, as keras.applications does); InputError when it does not fit."""
     try:
         base.load_weights(str(weights))
     except (ValueError, OSError, KeyError) as exc:
