@@ -100,13 +100,17 @@ def teacher_summary(recipe: Recipe) -> str:
     if build.weights:
         text += f" on the pretrained base {Path(build.weights).name}"
     if build.freeze == "base":
-        text += f", trained the head {train.epochs} epochs with the base frozen"
+        text += f", trained the head {_epochs(train.epochs)} with the base frozen"
     else:
-        text += f" and trained {train.epochs} epochs"
+        text += f" and trained {_epochs(train.epochs)}"
     if train.fine_tune:
-        text += (f", then fine-tuned the whole model {train.fine_tune.epochs} epochs at learning rate "
+        text += (f", then fine-tuned the whole model {_epochs(train.fine_tune.epochs)} at learning rate "
                  f"{train.fine_tune.learning_rate:g} (BatchNorm frozen)")
     return text
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:

@@ -58,7 +58,7 @@ def _program(model):
 def _rebuild(model) -> dict:
     if isinstance(model, zoo.ZooNet) or getattr(model, "arch", None) in transfer.TORCHVISION:
         last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        head = getattr(model, "head", None)
+        head = getattr(model, "head_config", None)
         return {"zoo": model.arch, "width": model.width, "outputs": int(last.out_features),
                 **({"head": {"dropout": head.dropout, "dense": list(head.dense)}} if head is not None else {})}
     return {"factory": type(model).__qualname__}

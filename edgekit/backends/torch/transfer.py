@@ -42,7 +42,7 @@ def build_torchvision(arch: str, width: float, input_shape, outputs: int, head: 
     old = getattr(model, attribute)
     features = [m for m in old.modules() if isinstance(m, nn.Linear)][0].in_features
     setattr(model, attribute, classifier(features, outputs, head or Head()))
-    model.arch, model.width, model.head = arch, float(width), head or Head()
+    model.arch, model.width, model.head_config = arch, float(width), head or Head()
     return model.eval()
 
 

@@ -36,7 +36,9 @@ class ZooNet(nn.Sequential):
         super().__init__(blocks)
         self.arch = arch
         self.width = float(width)
-        self.head = head  # a base arch's head (edgekit.zoo.Head), for the stage cache to rebuild it
+        # a base arch's head (edgekit.zoo.Head), for the stage cache to rebuild it; not `head`, the
+        # name of the other archs' output layer
+        self.head_config = head
 
 
 class Residual(nn.Module):
