@@ -12,9 +12,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from edgekit.sizes import parse_size
 from edgekit.usercode import split
+from edgekit.zoo import ARCHITECTURES
 
-ARCHS = ("cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1")
-Arch = Literal["cnn_small", "cnn_tiny", "mlp", "ds_cnn", "resnet8", "mobilenet_v1"]
+ARCHS = tuple(ARCHITECTURES)
+Arch = Literal[ARCHS]  # the zoo's architectures (edgekit.zoo)
 Framework = Literal["keras", "torch"]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(int)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]

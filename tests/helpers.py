@@ -81,6 +81,43 @@ def band_dataset(n=400, shape=(8, 8, 1), classes=4, seed=0, task="classification
     return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task=task)
 
 
+def colour_dataset(n=300, side=32, seed=0, validation=0.1):
+    """RGB images (n, side, side, 3) in [0, 1] whose class (0, 1, 2) is the colour channel that is
+    brighter (by 0.5, over uniform noise in [0.1, 0.4]): what an ImageNet base separates at once. 20% test."""
+    import numpy as np
+
+    from edgekit.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    x = rng.uniform(0.1, 0.4, size=(n, side, side, 3)).astype(np.float32)
+    x[np.arange(n), :, :, y] += 0.5
+    a, b = int(round((0.8 - validation) * n)), int(round(0.8 * n))
+    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], x[:64], task="classification")
+
+
+def save_pretrained_mobilenet_v2(path, width, data=None, seed=1) -> dict:
+    """A stand-in for ImageNet weights (no network): a keras.applications MobileNetV2 base
+    (include_top=False, 32x32x3) saved as the 'no top' HDF5 that keras.applications loads; returns
+    {layer name: weights}. With `data`, the base first trains 3 epochs with a temporary head
+    (BatchNorm momentum lowered so that its statistics settle in so few steps), which makes it a
+    feature extractor for that data, as an ImageNet base is for photos."""
+    from edgekit.backends.keras.compat import keras
+
+    keras.utils.set_random_seed(seed)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=width)
+    if data is not None:
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.5
+        head = keras.layers.Dense(data.num_classes)(keras.layers.GlobalAveragePooling2D()(base.output))
+        model = keras.Model(base.input, head)
+        model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(data.x_train, data.y_train, epochs=3, batch_size=32, verbose=0)
+    base.save_weights(str(path))
+    return {layer.name: layer.get_weights() for layer in base.layers if layer.get_weights()}
+
+
 def bump_dataset(n=360, steps=12, features=3, classes=3, seed=0):
     """Sequences (n, steps, features) of Gaussian noise; the class is which third of the time steps
     carries a +1 bump. 20% test, 10% validation, the first 64 samples for calibration."""

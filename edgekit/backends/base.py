@@ -18,6 +18,9 @@ import numpy as np
 
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
+from edgekit.zoo import Head
+
+FREEZE = ("none", "base", "norm")  # what `Backend.train` can keep fixed: nothing, the base, normalization
 
 ProgressFactory = Callable[[str, int], Any]  # (description, total) -> context manager yielding advance(n)
 
@@ -37,13 +40,17 @@ class Backend(ABC):
 
     @abstractmethod
     def build(self, arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str,
-              seed: int) -> Any:
-        """A new, untrained zoo model (`edgekit.zoo` names)."""
+              seed: int, head: Optional[Head] = None, weights: Optional[Path] = None) -> Any:
+        """A new zoo model (`edgekit.zoo` names), untrained but for a base arch's (`edgekit.zoo.BASES`)
+        pretrained base, loaded from the local file `weights` (never downloaded); `head` shapes a base
+        arch's head. InputError when the file does not fit the base or the input is too small."""
 
     @abstractmethod
     def train(self, model: Any, dataset: Any, epochs: int, batch_size: int, learning_rate: float, seed: int,
-              progress: Optional[ProgressFactory] = None, description: str = "train") -> Any:
-        """A trained copy of `model` (the input is not modified)."""
+              progress: Optional[ProgressFactory] = None, description: str = "train", freeze: str = "none") -> Any:
+        """A trained copy of `model` (the input is not modified). `freeze` (FREEZE) keeps part of a base
+        arch's model fixed while the rest trains: "base" trains only the head (the base's BatchNorm in
+        inference mode), "norm" fine-tunes all but BatchNorm. The copy returned is trainable throughout."""
 
     @abstractmethod
     def clone(self, model: Any) -> Any:
@@ -119,13 +126,19 @@ def check_labels_fit(dataset: Any, outputs: Optional[int], task: str, where: str
 
 
 class TrainModuleBackend(Backend):
-    """Training, copying and prediction through the backend's own `train` module (`_train`), so
-    each backend only says how its framework does them."""
+    """Training, copying and prediction through the backend's own `train` module (`_train`) and,
+    for a frozen base, its `transfer` module (`_transfer`), so each backend only says how its
+    framework does them."""
 
     _train: Any
+    _transfer: Any  # the backend's transfer-learning module: `fit(..., freeze)` for "base" and "norm"
 
-    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
-        return self._train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+    def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train",
+              freeze="none"):
+        if freeze == FREEZE[0]:
+            return self._train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
+        return self._transfer.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description,
+                                  freeze)
 
     def clone(self, model):
         return self._train.clone(model)

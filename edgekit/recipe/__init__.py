@@ -15,10 +15,12 @@ from edgekit.recipe.models import (
     EvaluateConfig,
     ExportConfig,
     GatesConfig,
+    HeadConfig,
     LatencyConfig,
     Recipe,
     Stage,
     TeacherConfig,
+    TeacherFineTune,
     TrainConfig,
 )
 from edgekit.stages.base import FineTune
@@ -29,7 +31,7 @@ from edgekit.stages.quantize import QuantizeConfig
 
 __all__ = [
     "ARCHS", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
-    "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "LatencyConfig", "PruneConfig",
-    "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TrainConfig",
+    "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "HeadConfig", "LatencyConfig", "PruneConfig",
+    "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TeacherFineTune", "TrainConfig",
     "apply_override", "load_recipe", "parse_recipe", "resolved_yaml",
 ]

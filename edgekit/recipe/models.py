@@ -25,6 +25,7 @@ from edgekit.formats import registry as format_registry
 from edgekit.stages import registry
 from edgekit.stages.base import StageConfig
 from edgekit.stages.quantize import QuantizeConfig
+from edgekit.zoo import BASES, Head
 
 FormatName = Literal[tuple(format_registry.FORMATS)]  # export.formats values, from the format registry
 RuntimeName = Literal[format_registry.runtime_names()]  # evaluate.runtimes values
@@ -66,15 +67,52 @@ class DataConfig(Strict):
         return self
 
 
+class HeadConfig(Strict):
+    """The head of a base arch (edgekit.zoo.BASES): global average pool, `dense` ReLU layers, dropout,
+    then the output layer."""
+
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    dense: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
+
+    def spec(self) -> Head:
+        return Head(dropout=self.dropout, dense=tuple(self.dense))
+
+
 class BuildConfig(Strict):
     arch: Arch
     width: Annotated[float, Field(gt=0.0, le=8.0)] = 1.0
+    weights: Optional[str] = None  # base archs: a local file of pretrained base weights (never downloaded)
+    freeze: Literal["base", "none"] = "none"  # base: train the head with the pretrained base frozen
+    head: Optional[HeadConfig] = None
+
+    @model_validator(mode="after")
+    def _transfer_options(self) -> "BuildConfig":
+        base = BASES.get(self.arch)
+        given = [key for key in ("weights", "head") if getattr(self, key)] + (["freeze"] if self.freeze != "none" else [])
+        if base is None and given:
+            raise ValueError(f"teacher.build.{given[0]} applies to the archs with a pretrained base "
+                             f"({', '.join(BASES)}), not to {self.arch}")
+        if base is not None and not base.scalable and self.width != 1.0:
+            raise ValueError(f"{self.arch} has one width: remove teacher.build.width (or set it to 1.0); "
+                             f"mobilenet_v2 takes a width (alpha)")
+        if self.freeze == "base" and not self.weights:
+            raise ValueError("teacher.build.freeze: base keeps pretrained weights fixed, so it needs "
+                             "teacher.build.weights: <file of the base's weights>; or set freeze: none")
+        return self
+
+
+class TeacherFineTune(Strict):
+    """After the head trained on a frozen base: train the whole model (BatchNorm stays frozen) at a low rate."""
+
+    epochs: Annotated[int, Field(gt=0)] = 5
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-5
 
 
 class TrainConfig(Strict):
     epochs: Annotated[int, Field(gt=0)] = 10
     batch_size: Annotated[int, Field(gt=0)] = 32
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    fine_tune: Optional[TeacherFineTune] = None
 
 
 class TeacherConfig(Strict):
@@ -94,6 +132,9 @@ class TeacherConfig(Strict):
             raise ValueError("teacher needs teacher.path (a model file) or teacher.build: {arch: cnn_small}")
         if self.train and not self.build:
             raise ValueError("teacher.train applies to a teacher built from teacher.build")
+        if self.train and self.train.fine_tune and (self.build is None or self.build.freeze != "base"):
+            raise ValueError("teacher.train.fine_tune follows head training on a frozen base: it needs "
+                             "teacher.build.freeze: base (with teacher.build.weights); or remove fine_tune")
         if self.custom_objects and not self.path:
             raise ValueError("teacher.custom_objects applies to a teacher loaded from teacher.path (a built zoo "
                              "teacher has no custom layers)")
@@ -255,6 +296,8 @@ class Recipe(Strict):
         """Every file the recipe names, as (key path, value as written): the teacher, the data, a
         labels file and what each stage reads (e.g. `stages[1].distill.student.path`)."""
         named = [(("teacher", "path"), self.teacher.path), (("data", "path"), self.data.path)]
+        if self.teacher.build is not None:
+            named.append((("teacher", "build", "weights"), self.teacher.build.weights))
         if isinstance(self.data.labels, str):
             named.append((("data", "labels"), self.data.labels))
         for i, stage in enumerate(self.stages):

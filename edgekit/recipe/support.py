@@ -9,6 +9,7 @@ unsupported combination fails in a second with a message that names the recipe l
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from edgekit.errors import RecipeError
@@ -31,6 +32,14 @@ TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
                                    "(not possible for torch teachers)."),
     "trust_code": (("keras",), "{key} applies to Keras Lambda layers and custom layers; edgekit never unpickles "
                                "torch modules, so there is nothing to trust (not possible for torch teachers)."),
+}
+
+# archs that a framework builds only with an extra package, or not at all: arch -> {framework: package
+# it needs there, or None when it has the arch built in}; a framework missing from an arch's entry lacks
+# it. Archs not listed are built in by every framework. Checked for teacher.build and distill students.
+ARCH_PACKAGES: dict[str, dict[str, str | None]] = {
+    "resnet50": {"keras": None, "torch": "torchvision"},
+    "efficientnet_b0": {"keras": None, "torch": "torchvision"},
 }
 
 # framework -> stage labels (Stage.label) that this version can run, from the stage registry
@@ -66,6 +75,29 @@ def _teacher_and_students(recipe: Recipe) -> list[tuple[tuple, object]]:
     return [(("teacher",), recipe.teacher)] + [m for m in recipe.loaded_models() if m[0][0] != "teacher"]
 
 
+def _built_archs(recipe: Recipe) -> list[tuple[tuple, str]]:
+    """(key path of `arch`, arch) of the teacher built from the zoo and of each zoo distill student."""
+    archs = [(("teacher", "build", "arch"), recipe.teacher.build.arch)] if recipe.teacher.build else []
+    for i, stage in enumerate(recipe.stages):
+        student = getattr(stage.config, "student", None)
+        if getattr(student, "arch", None):
+            archs.append((("stages", i, stage.kind, "student", "arch"), student.arch))
+    return archs
+
+
+def _check_arch(recipe: Recipe, where: tuple, arch: str, framework: str) -> None:
+    """RecipeError when `framework` cannot build `arch` here (ARCH_PACKAGES)."""
+    needs = ARCH_PACKAGES.get(arch, {framework: None})
+    if framework not in needs:
+        raise RecipeError(f"{recipe.where(*where)}: {arch} cannot be built for {framework} "
+                          f"teachers (the frameworks that build it: {', '.join(needs)}); choose another arch.")
+    package = needs[framework]
+    if package and importlib.util.find_spec(package) is None:
+        raise RecipeError(f"{recipe.where(*where)}: {arch} for {framework} comes from the "
+                          f"'{package}' package, which is not installed here. Install {package} (matching the "
+                          f"installed {framework} build), or choose mobilenet_v2, which edgekit builds itself.")
+
+
 def _key_path(recipe: Recipe, choice: str) -> tuple:
     """Where the recipe makes a refusable choice: an export key, or the quantize stage's io."""
     if choice in _EXPORT_KEYS:
@@ -93,6 +125,8 @@ def check_support(recipe: Recipe) -> str:
                 f"'{config.custom_objects}' runs its code, so custom_objects needs "
                 f"{_dotted((*where, 'trust_code'))}: true beside it (as Lambda layers do). Set it if you trust "
                 "that module; else remove custom_objects.")
+    for where, arch in _built_archs(recipe):
+        _check_arch(recipe, where, arch, framework)
     for i, stage in enumerate(recipe.stages):
         if stage.label not in IMPLEMENTED_STAGES[framework]:
             available = ", ".join(sorted(IMPLEMENTED_STAGES[framework]))

@@ -34,7 +34,7 @@ from edgekit.run.reuse import exports_key, restore_exports, stage_keys, store_ex
 from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.stages import run_stage
 from edgekit.recipe.support import check_support
-from edgekit.run.validation import check_files
+from edgekit.run.validation import build_teacher, check_files
 from edgekit.run.verdicts import flag_artifacts
 
 
@@ -77,18 +77,41 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
             record["metrics"]["params"] = backend.describe(model)["params"]
         return Artifact(ctx.framework, model, source=str(teacher.path))
     train = teacher.train or TrainConfig()
-    summary = f"built {teacher.build.arch} (width {teacher.build.width:g}) and trained {train.epochs} epochs"
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
-    with ctx.stage("teacher", summary, config) as record:
-        model = backend.build(teacher.build.arch, teacher.build.width, data.input_shape, data.num_classes,
-                              recipe.task, recipe.seed)
+    with ctx.stage("teacher", teacher_summary(recipe), config) as record:
+        model = build_teacher(recipe, data, backend)
         backend.preflight(model, ctx)
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
-                              progress=ctx.progress.task, description="train teacher")
+                              progress=ctx.progress.task, description="train teacher", freeze=teacher.build.freeze)
+        if train.fine_tune:  # the head trained on the frozen base; now all of it, BatchNorm kept frozen
+            record["details"] = {"head_only": in_framework_figures(Artifact(ctx.framework, model), ctx)}
+            model = backend.train(model, data, train.fine_tune.epochs, train.batch_size, train.fine_tune.learning_rate,
+                                  recipe.seed, progress=ctx.progress.task, description="fine-tune teacher",
+                                  freeze="norm")
         record["metrics"]["params"] = backend.describe(model)["params"]
     artifact = Artifact(ctx.framework, model, source=f"zoo:{teacher.build.arch}")
     ctx.keep(key, artifact, record)
     return artifact
+
+
+def teacher_summary(recipe: Recipe) -> str:
+    """How the report's teacher step says the zoo teacher was made: built, loaded, frozen, fine-tuned."""
+    build, train = recipe.teacher.build, recipe.teacher.train or TrainConfig()
+    text = f"built {build.arch} (width {build.width:g})"
+    if build.weights:
+        text += f" on the pretrained base {Path(build.weights).name}"
+    if build.freeze == "base":
+        text += f", trained the head {_epochs(train.epochs)} with the base frozen"
+    else:
+        text += f" and trained {_epochs(train.epochs)}"
+    if train.fine_tune:
+        text += (f", then fine-tuned the whole model {_epochs(train.fine_tune.epochs)} at learning rate "
+                 f"{train.fine_tune.learning_rate:g} (BatchNorm frozen)")
+    return text
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:

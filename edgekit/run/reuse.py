@@ -37,6 +37,9 @@ def teacher_key(recipe, dataset, framework: str) -> str:
     else:
         source = ["build", teacher.build.model_dump(mode="json"),
                   teacher.train.model_dump(mode="json") if teacher.train else None]
+        if teacher.build.weights:  # the pretrained base: its bytes, not its name
+            weights = recipe.resolve_path(teacher.build.weights)
+            source.append(file_digest(weights) if weights.exists() else f"missing:{weights}")
     return make_key("teacher", source, framework, dataset.fingerprint(), recipe.seed, recipe.task)
 
 

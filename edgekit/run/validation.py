@@ -48,8 +48,28 @@ def check_deep(recipe: Recipe, framework: str) -> dict:
         model = backend.load(recipe.resolve_path(teacher.path), teacher.factory, teacher.trust_code,
                              teacher.custom_objects)
     else:
-        model = backend.build(teacher.build.arch, teacher.build.width, dataset.input_shape, dataset.num_classes,
-                              recipe.task, recipe.seed)
+        model = build_teacher(recipe, dataset, backend)
     backend.check_compatible(model, dataset, recipe.task, where=str(teacher.path or "teacher.build"))
     backend.preflight(model, RunContext(recipe, dataset, framework))
     return {**dataset.summary(), "params": backend.describe(model)["params"]}
+
+
+def build_teacher(recipe: Recipe, dataset, backend):
+    """The zoo teacher of `teacher.build`, untrained but for its pretrained base (`weights`); InputError
+    names `teacher.build.arch` when the data cannot go through the base, `weights` when the file does
+    not fit it."""
+    from edgekit.zoo import check_base_input
+
+    build = recipe.teacher.build
+    weights = recipe.resolve_path(build.weights) if build.weights else None
+    check_base_input(build.arch, dataset.input_shape, weights is not None,
+                     where=recipe.where("teacher", "build", "arch"))
+    head = build.head.spec() if build.head else None
+    try:
+        return backend.build(build.arch, build.width, dataset.input_shape, dataset.num_classes, recipe.task,
+                             recipe.seed, head=head, weights=weights)
+    except InputError as exc:
+        if "teacher.build.weights" in str(exc):
+            raise InputError(f"{recipe.where('teacher', 'build', 'weights')}: "
+                             f"{str(exc).removeprefix('teacher.build.weights: ')}") from None
+        raise

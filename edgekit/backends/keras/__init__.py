@@ -8,7 +8,7 @@ from typing import Optional
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import cached, channels, custom, distill, loading, train, zoo
+from edgekit.backends.keras import cached, channels, custom, distill, loading, train, transfer, zoo
 
 
 def _shape(shape) -> list:
@@ -18,6 +18,7 @@ def _shape(shape) -> list:
 class KerasBackend(TrainModuleBackend):
     framework = "keras"
     _train = train
+    _transfer = transfer
 
     def make_student(self, config, teacher, dataset, recipe):
         return distill.make_student(config, teacher, dataset, recipe)
@@ -33,9 +34,9 @@ class KerasBackend(TrainModuleBackend):
         """`factory` is a torch-only option, refused for Keras teachers at validation."""
         return loading.load(path, trust_code, custom_objects=custom_objects)
 
-    def build(self, arch, width, input_shape, outputs, task, seed):
+    def build(self, arch, width, input_shape, outputs, task, seed, head=None, weights=None):
         train.keras.utils.set_random_seed(seed)
-        return zoo.build(arch, width, tuple(input_shape), outputs, task)
+        return zoo.build(arch, width, tuple(input_shape), outputs, task, head_config=head, weights=weights)
 
     def describe(self, model) -> dict:
         return {

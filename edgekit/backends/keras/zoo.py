@@ -6,7 +6,8 @@ microcontroller. Strides adapt to small inputs so an 8x8 digit is not pooled awa
 
 from __future__ import annotations
 
-from edgekit.zoo import channels
+from edgekit.zoo import channels, check_base_input
+from edgekit.backends.keras import transfer
 from edgekit.backends.keras.compat import keras
 
 L = keras.layers
@@ -105,6 +106,7 @@ def mobilenet_v1(inputs, width, outputs, task):
 
 
 BUILDERS = {
+    **transfer.BUILDERS,  # mobilenet_v2, resnet50, efficientnet_b0: keras.applications bases + head
     "mlp": mlp,
     "cnn_tiny": cnn_tiny,
     "cnn_small": cnn_small,
@@ -114,7 +116,10 @@ BUILDERS = {
 }
 
 
-def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str):
-    """A new Functional model named after its architecture."""
+def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str, **options):
+    """A new Functional model named after its architecture. `options` (`head_config`, `weights`)
+    go to the base archs of `transfer` only; validation refuses them for the others."""
+    check_base_input(arch, input_shape, options.get("weights") is not None, where=f"arch {arch}")
     inputs = keras.Input(shape=input_shape, name="input")
-    return keras.Model(inputs, BUILDERS[arch](inputs, width, outputs, task), name=f"{arch}_w{width:g}")
+    given = {key: value for key, value in options.items() if value is not None}
+    return keras.Model(inputs, BUILDERS[arch](inputs, width, outputs, task, **given), name=f"{arch}_w{width:g}")

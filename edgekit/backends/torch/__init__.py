@@ -14,7 +14,7 @@ from typing import Optional
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.torch import cached, distill, loading, prune, qat, train, zoo
+from edgekit.backends.torch import cached, distill, loading, prune, qat, train, transfer, zoo
 from edgekit.backends.torch.compat import torch
 from edgekit.backends.torch.layout import model_shape, to_nchw
 
@@ -22,6 +22,7 @@ from edgekit.backends.torch.layout import model_shape, to_nchw
 class TorchBackend(TrainModuleBackend):
     framework = "torch"
     _train = train
+    _transfer = transfer
 
     def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False,
              custom_objects: Optional[str] = None):
@@ -29,9 +30,9 @@ class TorchBackend(TrainModuleBackend):
         files never unpickle code, and a state_dict's module comes from `factory`."""
         return loading.load(Path(path), factory)
 
-    def build(self, arch, width, input_shape, outputs, task, seed):
+    def build(self, arch, width, input_shape, outputs, task, seed, head=None, weights=None):
         torch.manual_seed(seed)
-        return zoo.build(arch, width, tuple(input_shape), outputs, task)
+        return zoo.build(arch, width, tuple(input_shape), outputs, task, head=head, weights=weights)
 
     def describe(self, model) -> dict:
         return {"name": type(model).__name__, "params": train.param_count(model), "layers": len(list(model.modules()))}

@@ -20,7 +20,8 @@ import pickle
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.backends.torch import loading, zoo
+from edgekit.zoo import Head
+from edgekit.backends.torch import loading, transfer, zoo
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.train import input_placeholder, set_mode, static_batch
 
@@ -55,9 +56,11 @@ def _program(model):
 
 
 def _rebuild(model) -> dict:
-    if isinstance(model, zoo.ZooNet):
+    if isinstance(model, zoo.ZooNet) or getattr(model, "arch", None) in transfer.TORCHVISION:
         last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        return {"zoo": model.arch, "width": model.width, "outputs": int(last.out_features)}
+        head = getattr(model, "head_config", None)
+        return {"zoo": model.arch, "width": model.width, "outputs": int(last.out_features),
+                **({"head": {"dropout": head.dropout, "dense": list(head.dense)}} if head is not None else {})}
     return {"factory": type(model).__qualname__}
 
 
@@ -103,8 +106,10 @@ def _skeleton(rebuild: dict, context) -> nn.Module:
     """A module of the saved one's architecture: from the zoo, or the recipe's teacher factory."""
     recipe = context.recipe
     if "zoo" in rebuild:
+        head = rebuild.get("head")
         return zoo.build(str(rebuild["zoo"]), float(rebuild["width"]), tuple(context.dataset.input_shape),
-                         int(rebuild["outputs"]), recipe.task)
+                         int(rebuild["outputs"]), recipe.task,
+                         head=Head(float(head["dropout"]), tuple(int(u) for u in head["dense"])) if head else None)
     teacher = recipe.teacher
     if not teacher.factory or not teacher.path:
         raise InputError(f"a cached {rebuild.get('factory')!r} module needs the recipe's teacher.factory to rebuild it")

@@ -63,11 +63,20 @@ def param_count(model: nn.Module) -> int:
 
 
 def set_mode(model: nn.Module, training: bool) -> None:
-    """`model.train(training)`, also for `torch.export` modules, whose own `.train()` raises."""
+    """`model.train(training)`, also for `torch.export` modules, whose own `.train()` raises.
+
+    A BatchNorm whose parameters are all frozen (`requires_grad=False`: a frozen transfer-learning
+    base) stays in inference mode when training, as a frozen Keras BatchNormalization does."""
     try:
         model.train(training)
     except NotImplementedError:
         pass
+    if training:  # a normalization layer whose parameters are all frozen keeps its statistics (as in Keras)
+        for module in model.modules():
+            parameters = list(module.parameters(recurse=False))
+            if isinstance(module, nn.modules.batchnorm._NormBase) and parameters and \
+                    not any(p.requires_grad for p in parameters):
+                module.eval()
     if isinstance(model, torch.fx.GraphModule):  # a deepcopy keeps the graph but not the raising .train()
         _set_exported_mode(model, training)
 

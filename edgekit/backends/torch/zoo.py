@@ -20,8 +20,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from edgekit.errors import InputError
-from edgekit.zoo import ARCHITECTURES, channels
+from edgekit.zoo import ARCHITECTURES, Head, channels, check_base_input
+from edgekit.backends.torch import transfer
 from edgekit.backends.torch.compat import nn
+from edgekit.backends.torch.mobilenet_v2 import mobilenet_v2
 
 BN_EPS = 1e-3  # Keras BatchNormalization's default epsilon
 
@@ -29,10 +31,14 @@ BN_EPS = 1e-3  # Keras BatchNormalization's default epsilon
 class ZooNet(nn.Sequential):
     """A zoo model: an `nn.Sequential` of named blocks, with its arch and width for reports."""
 
-    def __init__(self, blocks: "OrderedDict[str, nn.Module]", arch: str = "", width: float = 1.0):
+    def __init__(self, blocks: "OrderedDict[str, nn.Module]", arch: str = "", width: float = 1.0,
+                 head: Head | None = None):
         super().__init__(blocks)
         self.arch = arch
         self.width = float(width)
+        # a base arch's head (edgekit.zoo.Head), for the stage cache to rebuild it; not `head`, the
+        # name of the other archs' output layer
+        self.head_config = head
 
 
 class Residual(nn.Module):
@@ -189,6 +195,7 @@ def mobilenet_v1(input_shape, width, outputs):
 
 
 BUILDERS = {
+    "mobilenet_v2": mobilenet_v2,  # torchvision's layout and key names: backends/torch/mobilenet_v2.py
     "mlp": mlp,
     "cnn_tiny": cnn_tiny,
     "cnn_small": cnn_small,
@@ -196,19 +203,31 @@ BUILDERS = {
     "resnet8": resnet8,
     "mobilenet_v1": mobilenet_v1,
 }
-assert set(BUILDERS) == set(ARCHITECTURES)
+assert set(BUILDERS) | set(transfer.TORCHVISION) == set(ARCHITECTURES)
 
 
-def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str = "classification") -> nn.Module:
+def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, task: str = "classification",
+          head: Head | None = None, weights=None) -> nn.Module:
     """A new `ZooNet` for channels-last per-sample `input_shape` ((h, w, c) or (steps, features)).
 
     The module takes NCHW images (or `(n, steps, features)`) and returns `(n, outputs)` logits for
-    classification, or `(n, outputs)` values for regression (`task` changes nothing else).
+    classification, or `(n, outputs)` values for regression (`task` changes nothing else). A base
+    arch (edgekit.zoo.BASES) takes a `head` and a state_dict file of pretrained base `weights`;
+    `resnet50` and `efficientnet_b0` come from torchvision (`transfer.TORCHVISION`).
     """
-    if arch not in BUILDERS:
-        raise InputError(f"unknown arch {arch!r}; the zoo has {', '.join(BUILDERS)}.")
-    layers = BUILDERS[arch](tuple(int(d) for d in input_shape), width, int(outputs))
-    return ZooNet(OrderedDict(layers), arch=arch, width=width).eval()
+    if arch not in ARCHITECTURES:
+        raise InputError(f"unknown arch {arch!r}; the zoo has {', '.join(ARCHITECTURES)}.")
+    shape = tuple(int(d) for d in input_shape)
+    check_base_input(arch, shape, weights is not None, where=f"arch {arch}")
+    options = {"head": head} if head is not None else {}
+    if arch in transfer.TORCHVISION:
+        model = transfer.build_torchvision(arch, width, shape, int(outputs), head)
+    else:
+        model = ZooNet(OrderedDict(BUILDERS[arch](shape, width, int(outputs), **options)), arch=arch, width=width,
+                       head=head)
+    if weights is not None:
+        transfer.load_base_weights(model, weights, arch, width)
+    return model.eval()
 
 
 __all__ = ["BUILDERS", "Residual", "ZooNet", "build"]
