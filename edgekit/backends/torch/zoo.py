@@ -20,8 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from edgekit.errors import InputError
-from edgekit.zoo import ARCHITECTURES, channels
-from edgekit.backends.torch.compat import nn
+from edgekit.zoo import ARCHITECTURES, ENCODER_BLOCKS, HEADS, channels, model_width
+from edgekit.backends.torch.compat import nn, torch
 
 BN_EPS = 1e-3  # Keras BatchNormalization's default epsilon
 
@@ -46,6 +46,44 @@ class Residual(nn.Module):
 
     def forward(self, x):
         return self.relu(self.body(x) + self.shortcut(x))
+
+
+class Tokens(nn.Module):
+    """NCHW images `(n, c, h, w)` as `(n, h, w·c)`: h rows of (w, c) features, Keras' row order."""
+
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).flatten(2)
+
+
+class PositionEmbedding(nn.Module):
+    """`x + embedding`, a trainable `(length, dim)` embedding (Keras zoo's `PositionEmbedding`)."""
+
+    def __init__(self, length: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.randn(1, length, dim) * 0.02)
+
+    def forward(self, x):
+        return x + self.embedding
+
+
+class TokenMean(nn.Module):
+    """The mean over tokens, `(n, t, d) -> (n, d)` (Keras' GlobalAveragePooling1D)."""
+
+    def forward(self, x):
+        return x.mean(dim=1)
+
+
+class LastStep(nn.Module):
+    """A batch-first `nn.LSTM`/`nn.GRU` whose output is its last step's, `(n, t, f) -> (n, units)`
+    (Keras' recurrent layers with `return_sequences=False`)."""
+
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out[:, -1]
 
 
 @dataclass
@@ -188,6 +226,42 @@ def mobilenet_v1(input_shape, width, outputs):
     return layers + [*_global_pool(), ("head", nn.Linear(s.c, outputs))]
 
 
+def _sequence_start(input_shape: tuple[int, ...], arch: str) -> tuple[list, int, int]:
+    """Layers that turn the model input into `(n, steps, features)`, and (steps, features)."""
+    if len(input_shape) == 3:
+        h, w, c = input_shape
+        return [("tokens", Tokens())], h, w * c
+    if len(input_shape) == 2:
+        return [], input_shape[0], input_shape[1]
+    raise InputError(f"arch {arch} needs samples of shape (height, width, channels) or (steps, features), "
+                     f"not {list(input_shape)}; use arch: mlp for flat feature vectors.")
+
+
+def transformer(input_shape, width, outputs):
+    layers, steps, features = _sequence_start(input_shape, "transformer")
+    d = model_width(width)
+    layers += [("project", nn.Linear(features, d)), ("position", PositionEmbedding(steps, d))]
+    for i in range(ENCODER_BLOCKS):
+        layers.append((f"encoder{i + 1}", nn.TransformerEncoderLayer(
+            d, HEADS, dim_feedforward=2 * d, dropout=0.0, activation="gelu", layer_norm_eps=1e-3,
+            batch_first=True)))
+    return layers + [("pool", TokenMean()), ("head", nn.Linear(d, outputs))]
+
+
+def lstm(input_shape, width, outputs):
+    layers, _, features = _sequence_start(input_shape, "lstm")
+    units = channels(64, width)
+    return layers + [("lstm", LastStep(nn.LSTM(features, units, batch_first=True))),
+                     ("head", nn.Linear(units, outputs))]
+
+
+def gru(input_shape, width, outputs):
+    layers, _, features = _sequence_start(input_shape, "gru")
+    units = channels(64, width)
+    return layers + [("gru", LastStep(nn.GRU(features, units, batch_first=True))),
+                     ("head", nn.Linear(units, outputs))]
+
+
 BUILDERS = {
     "mlp": mlp,
     "cnn_tiny": cnn_tiny,
@@ -195,6 +269,9 @@ BUILDERS = {
     "ds_cnn": ds_cnn,
     "resnet8": resnet8,
     "mobilenet_v1": mobilenet_v1,
+    "transformer": transformer,
+    "lstm": lstm,
+    "gru": gru,
 }
 assert set(BUILDERS) == set(ARCHITECTURES)
 
@@ -211,4 +288,4 @@ def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, t
     return ZooNet(OrderedDict(layers), arch=arch, width=width).eval()
 
 
-__all__ = ["BUILDERS", "Residual", "ZooNet", "build"]
+__all__ = ["BUILDERS", "LastStep", "PositionEmbedding", "Residual", "TokenMean", "Tokens", "ZooNet", "build"]
