@@ -19,6 +19,23 @@ ARCHITECTURES = {
     "gru": "rows as time steps → GRU 64·w (last step) → dense",
 }
 
+LAYER_KINDS: dict[str, dict[str, str]] = {
+    "attention": {"keras": "MultiHeadAttention", "torch": "MultiheadAttention"},
+    "lstm": {"keras": "LSTM", "torch": "LSTM"},
+    "gru": {"keras": "GRU", "torch": "GRU"},
+}
+"""Kinds of layer that some stage refuses (a stage's `layer_refusals`): kind -> the layer's class
+name in each framework. Validation names the class; a backend finds its layers by these names."""
+
+ARCH_LAYERS: dict[str, tuple[str, ...]] = {"transformer": ("attention",), "lstm": ("lstm",), "gru": ("gru",)}
+"""The LAYER_KINDS each built-in architecture holds, so a recipe that builds one is checked at once."""
+
+
+def kind_of(framework: str, class_name: str) -> str | None:
+    """The LAYER_KINDS kind of a `framework` layer class named `class_name`, or None."""
+    return next((kind for kind, names in LAYER_KINDS.items() if names.get(framework) == class_name), None)
+
+
 HEADS = 4
 """Attention heads of the transformer arch; its model width is a multiple of this."""
 ENCODER_BLOCKS = 2
