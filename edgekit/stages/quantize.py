@@ -32,6 +32,17 @@ class QuantizeConfig(StageConfig):
                                ("plan", "qat"), {"method": "qat"}),
     }
 
+    layer_refusals: ClassVar[dict] = {"quantize.qat": {"keras": {
+        "attention": "TF-MOT's quantization-aware training has no scheme for MultiHeadAttention (nor "
+                     "LayerNormalization). Use quantize: {method: ptq, precision: int8} (calibrated full "
+                     "integer) or precision: dynamic instead.",
+        "lstm": "TF-MOT's quantization-aware training cannot rebuild a model holding an LSTM ('Unable to clone "
+                "model'). Use quantize: {method: ptq, precision: int8} or precision: dynamic (int8 LSTM "
+                "weights) instead.",
+        "gru": "TF-MOT's quantization-aware training cannot rebuild a model holding a GRU ('Unable to clone "
+               "model'). Use quantize: {method: ptq, precision: int8} or precision: dynamic instead.",
+    }}}
+
     method: Literal["ptq", "qat"] = "ptq"
     precision: Literal[tuple(PLANS)] = "int8"  # type: ignore[valid-type]
     io: Optional[Literal["int8", "uint8", "float32"]] = None
