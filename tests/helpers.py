@@ -193,6 +193,7 @@ def int8_accuracies(framework: str, model, data, directory: Path) -> dict:
     from edgekit.artifact import Artifact
     from edgekit.backends import get_backend
     from edgekit.formats.registry import get_format
+    from edgekit.layouts import to_layout
     from edgekit.recipe import QuantizeConfig
     from edgekit.runtimes import get_runtime
 
@@ -204,7 +205,9 @@ def int8_accuracies(framework: str, model, data, directory: Path) -> dict:
     plan = QuantizeConfig(method="ptq", precision="int8", io="float32").plan()
     found = {framework: accuracy(get_backend(framework).predict(model, data.x_test))}
     for fmt, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
-        path = get_format(fmt).writer(framework).load()(Artifact(framework, model, plan=plan),
-                                                         directory / f"int8.{fmt}", data.x_calib)
-        found[fmt] = accuracy(get_runtime(runtime).open(path).predict(data.x_test))
+        writer = get_format(fmt).writer(framework)
+        layout = writer.input_layout(channels_last=False)
+        path = writer.load()(Artifact(framework, model, plan=plan), directory / f"int8.{fmt}",
+                             data.x_calib)
+        found[fmt] = accuracy(get_runtime(runtime).open(path).predict(to_layout(data.x_test, layout)))
     return found
