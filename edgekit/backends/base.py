@@ -94,8 +94,8 @@ class Backend(ABC):
             for name, class_name in self.layer_classes(current) if refused else ():
                 kind = kind_of(self.framework, class_name)
                 if kind in refused:
-                    raise InputError(f"{recipe.where('stages', i)}: {stage.config.refusal_key} cannot take the "
-                                     f"{class_name} layer '{name}' of {self.prune_subject(current)}: {refused[kind]}")
+                    raise InputError(f"{recipe.where('stages', i)}: {stage.label} ({stage.config.summary()}) "
+                                     f"cannot take the {class_name} layer '{name}' of {self.prune_subject(current)}: {refused[kind]}")
             if stage.kind == "prune" and stage.prune.structure == "channels":
                 try:
                     self.check_channels_prunable(current, context.dataset)

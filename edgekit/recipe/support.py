@@ -86,8 +86,8 @@ def check_layers(recipe: Recipe, framework: str) -> None:
         refused = stage.config.refused_layers(framework)
         for kind in ARCH_LAYERS.get(arch, ()):
             if kind in refused:
-                raise RecipeError(f"{recipe.where('stages', i)}: {stage.config.refusal_key} cannot take the "
-                                  f"{LAYER_KINDS[kind][framework]} layers of the {arch} arch ({framework}): "
+                raise RecipeError(f"{recipe.where('stages', i)}: {stage.label} ({stage.config.summary()}) cannot "
+                                  f"take the {LAYER_KINDS[kind][framework]} layers of the {arch} arch ({framework}): "
                                   f"{refused[kind]}")
 
 

@@ -79,6 +79,11 @@ class QuantizeConfig(StageConfig):
         """`quantize.ptq` or `quantize.qat`: the method matters for support."""
         return f"quantize.{self.method}"
 
+    @property
+    def refusal_key(self) -> str:
+        """`quantize.ptq.int8.int8`: method, precision, then io (which realization a format uses)."""
+        return f"{self.label}.{self.precision}.{self.io}"
+
     def plan(self) -> Plan:
         """The precision plan this stage asks the exporters to realize."""
         return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat")

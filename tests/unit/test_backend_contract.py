@@ -86,7 +86,7 @@ class _FakeKeras(_Fake):
 def test_preflight_refuses_a_stage_that_cannot_take_a_layer_of_the_model():
     """A loaded model's layers are checked against the stage's `layer_refusals`, naming layer and class."""
     backend = _FakeKeras(layers=[("dense", "Dense"), ("encoder_attention", "MultiHeadAttention")])
-    with pytest.raises(InputError, match=r"stages\[0\]: quantize.qat cannot take the MultiHeadAttention layer "
+    with pytest.raises(InputError, match=r"stages\[0\]: quantize.qat \(qat int8.*\) cannot take the MultiHeadAttention layer "
                                          r"'encoder_attention' of this model: TF-MOT.*method: ptq"):
         backend.preflight("teacher", _context([{"quantize": {"method": "qat"}}]))
     backend.preflight("teacher", _context([{"quantize": {"method": "ptq"}}]))  # PTQ takes attention
