@@ -16,6 +16,12 @@ from edgekit.precision import PLANS, Plan, plan_for
 from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig
 
 
+_PT2E_GRU = ("LiteRT-Torch's PT2E quantizer annotates an nn.GRU only when it is called with an explicit "
+             "hidden state and both of its outputs are used, and fails on this one ('list index out of range'). "
+             "Use quantize: {method: ptq, precision: int8, io: float32} (the .tflite is quantized by AI Edge "
+             "Quantizer instead) or precision: float16.")
+
+
 def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Artifact:
     """Record the plan; the exporters quantize (with the calibration samples) when they write files."""
     return artifact.evolve("quantize", plan=config.plan())
@@ -32,7 +38,8 @@ class QuantizeConfig(StageConfig):
                                ("plan", "qat"), {"method": "qat"}),
     }
 
-    layer_refusals: ClassVar[dict] = {"quantize.qat": {"keras": {
+    layer_refusals: ClassVar[dict] = {"quantize.ptq.int8.int8": {"torch": {"gru": _PT2E_GRU}},
+                                      "quantize.qat": {"torch": {"gru": _PT2E_GRU}, "keras": {
         "attention": "TF-MOT's quantization-aware training has no scheme for MultiHeadAttention (nor "
                      "LayerNormalization). Use quantize: {method: ptq, precision: int8} (calibrated full "
                      "integer) or precision: dynamic instead.",
