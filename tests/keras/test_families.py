@@ -37,3 +37,19 @@ def test_the_family_learns_digits_and_int8_files_keep_the_accuracy(trained, tmp_
     assert found["keras"] >= MIN_ACCURACY, (arch, found)
     for fmt in ("tflite", "onnx"):
         assert found[fmt] >= found["keras"] - 0.02, (arch, found)
+
+
+def test_a_loaded_model_with_a_refused_layer_is_refused_before_training(tmp_path):
+    """`validate --deep` (and compress, through the same preflight) reads the model's layers: a loaded
+    Keras LSTM with a QAT stage exits 2 naming the layer, before anything trains."""
+    from edgekit.errors import InputError
+    from edgekit.recipe import parse_recipe
+    from edgekit.run.validation import check_deep
+
+    backend.build("lstm", 0.25, DATA.input_shape, 10, "classification", seed=0).save(tmp_path / "rnn.keras")
+    recipe = parse_recipe({"version": 1, "data": {"source": "digits", "scale": 0.0625},
+                           "teacher": {"path": str(tmp_path / "rnn.keras")},
+                           "stages": [{"quantize": {"method": "qat"}}]})
+    with pytest.raises(InputError, match=r"stages\[0\]: quantize.qat \(.*\) cannot take the LSTM layer 'lstm' of "
+                                         r"'lstm_w0.25': TF-MOT"):
+        check_deep(recipe, "keras")

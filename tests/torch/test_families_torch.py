@@ -40,3 +40,18 @@ def test_the_family_learns_digits_and_int8_files_keep_the_accuracy(trained, tmp_
     assert found["torch"] >= MIN_ACCURACY, (arch, found)
     for fmt in ("tflite", "onnx"):
         assert found[fmt] >= found["torch"] - 0.02, (arch, found)
+
+
+@pytest.mark.parametrize("arch, layer", [("transformer", "MultiheadAttention layer 'encoder1.self_attn'"),
+                                         ("gru", "GRU layer 'gru.rnn'")])
+def test_the_preflight_names_a_refused_layer_of_the_module(arch, layer):
+    """A torch module's layers are found by class (`layer_classes`), as for a teacher loaded with a factory."""
+    from edgekit.errors import InputError
+    from edgekit.recipe import parse_recipe
+    from edgekit.run.context import RunContext
+
+    model = backend.build(arch, 0.25, DATA.input_shape, 10, "classification", seed=0)
+    recipe = parse_recipe({"version": 1, "teacher": {"framework": "torch", "path": "model.pt", "factory": "m:f"},
+                           "stages": [{"prune": {"structure": "channels"}}]})
+    with pytest.raises(InputError, match=rf"stages\[0\]: prune \(channels.*\) cannot take the {layer} of this model"):
+        backend.preflight(model, RunContext(recipe, DATA, "torch"))
