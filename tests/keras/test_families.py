@@ -13,7 +13,7 @@ from tests.helpers import FAMILY_PARAMS, digits_dataset, int8_accuracies
 backend = get_backend("keras")
 DATA = digits_dataset()
 WIDTH, EPOCHS = 0.5, 12
-MIN_ACCURACY = 0.85  # measured below (width 0.5, 12 epochs, lr 0.003)
+MIN_ACCURACY = 0.85  # measured (width 0.5, 12 epochs, lr 0.003): transformer 0.978, lstm 0.908, gru 0.936
 
 
 @pytest.mark.parametrize("arch", sorted(FAMILY_PARAMS))
