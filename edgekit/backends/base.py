@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
-from edgekit.zoo import Head
+from edgekit.zoo import Head, kind_of
 
 FREEZE = ("none", "base", "norm")  # what `Backend.train` can keep fixed: nothing, the base, normalization
 
@@ -89,13 +89,20 @@ class Backend(ABC):
     def preflight(self, model: Any, context: Any) -> None:
         """Refuse, before any training, stages the model they will receive cannot take: channel
         pruning of a topology the framework cannot rebuild is named here, not after the teacher
-        trained. A distill stage hands its student to the stages after it."""
+        trained, and so is a stage that cannot take one of the model's layers (`StageConfig.layer_refusals`).
+        A distill stage hands its student to the stages after it."""
         recipe = context.recipe
         current = model
         for i, stage in enumerate(recipe.stages):
             if stage.kind == "distill":
                 current = self.make_student(stage.distill, current, context.dataset, recipe)
-            elif stage.kind == "prune" and stage.prune.structure == "channels":
+            refused = stage.config.refused_layers(self.framework)
+            for name, class_name in self.layer_classes(current) if refused else ():
+                kind = kind_of(self.framework, class_name)
+                if kind in refused:
+                    raise InputError(f"{recipe.where('stages', i)}: {stage.label} ({stage.config.summary()}) "
+                                     f"cannot take the {class_name} layer '{name}' of {self.prune_subject(current)}: {refused[kind]}")
+            if stage.kind == "prune" and stage.prune.structure == "channels":
                 try:
                     self.check_channels_prunable(current, context.dataset)
                 except InputError as exc:
@@ -109,6 +116,11 @@ class Backend(ABC):
     @abstractmethod
     def check_channels_prunable(self, model: Any, dataset: Any) -> None:
         """Raise InputError saying why channel pruning cannot rebuild `model`."""
+
+    @abstractmethod
+    def layer_classes(self, model: Any) -> list[tuple[str, str]]:
+        """(layer name, class name) of every layer of `model`, nested ones included, so the preflight
+        finds the layers a stage refuses (`edgekit.zoo.LAYER_KINDS` names their classes)."""
 
     def prune_subject(self, model: Any) -> str:
         """How the preflight's channel-pruning message names the model."""

@@ -27,6 +27,7 @@ teacher:
   # path: {example_path}
   framework: {framework}
   build: {{arch: cnn_small, width: 0.5}}   # mlp | cnn_tiny | cnn_small | ds_cnn | resnet8 | mobilenet_v1
+  #                                         | transformer | lstm | gru
   train: {{epochs: 10, batch_size: 32, learning_rate: 0.001}}
 
 stages:                        # applied in order, each on the previous stage's model

@@ -16,6 +16,7 @@ from edgekit.errors import RecipeError
 from edgekit.formats.registry import frameworks_of, refusals
 from edgekit.recipe.models import Recipe, _dotted
 from edgekit.stages import frameworks, implemented_labels
+from edgekit.zoo import ARCH_LAYERS, LAYER_KINDS
 
 FRAMEWORK_BY_SUFFIX = {
     ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
@@ -106,6 +107,22 @@ def _key_path(recipe: Recipe, choice: str) -> tuple:
     return ("stages", stage, "quantize", "io")
 
 
+def check_layers(recipe: Recipe, framework: str) -> None:
+    """Refuse a stage that reaches a built-in architecture holding a layer the stage refuses
+    (`StageConfig.layer_refusals`): the teacher's `build.arch`, then each zoo student from its distill
+    stage on. Models loaded from files are checked the same way once loaded (`Backend.preflight`)."""
+    arch = recipe.teacher.build.arch if recipe.teacher.build else None
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "distill":
+            arch = stage.distill.student.arch
+        refused = stage.config.refused_layers(framework)
+        for kind in ARCH_LAYERS.get(arch, ()):
+            if kind in refused:
+                raise RecipeError(f"{recipe.where('stages', i)}: {stage.label} ({stage.config.summary()}) cannot "
+                                  f"take the {LAYER_KINDS[kind][framework]} layers of the {arch} arch ({framework}): "
+                                  f"{refused[kind]}")
+
+
 def check_support(recipe: Recipe) -> str:
     """Raise RecipeError for what this version cannot do; return the teacher's framework."""
     framework = teacher_framework(recipe)
@@ -134,6 +151,7 @@ def check_support(recipe: Recipe) -> str:
                 f"{recipe.where('stages', i)}: the '{stage.label}' stage is not available for {framework} "
                 f"teachers in this version of edgekit (available: {available}). Remove the stage to run the rest."
             )
+    check_layers(recipe, framework)
     plan = recipe.quantize.plan() if recipe.quantize is not None else None
     for fmt in recipe.export.formats:
         if framework not in frameworks_of(fmt):

@@ -14,7 +14,7 @@ from edgekit.report.formatting import format_number, format_percent, format_qual
 
 # stage details worth a mention in the stage table, in this order (report.html lists them all)
 _DETAIL_KEYS = ("scheme", "student_params", "pruned_layers", "left_dense", "params_before", "params_after",
-                "clusters", "sparsity_preserved")
+                "clusters", "sparsity_preserved", "left_unclustered")
 
 
 def render_markdown(report: dict) -> str:

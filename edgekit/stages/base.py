@@ -59,6 +59,10 @@ class StageConfig(Strict):
     implementations: ClassVar[Mapping[str, str]] = {}
     produces: ClassVar[tuple[str, ...]] = ()
     methods: ClassVar[Mapping[str, Method]] = {}
+    layer_refusals: ClassVar[Mapping[str, Mapping[str, Mapping[str, str]]]] = {}
+    """Layers a variant of this stage cannot take: variant (a `refusal_key` prefix) -> framework (or
+    ANY_FRAMEWORK) -> {layer kind (edgekit.zoo.LAYER_KINDS): why, and what to do instead}. Validation
+    refuses a recipe whose model holds such a layer when the stage reaches it, before any training."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -75,6 +79,21 @@ class StageConfig(Strict):
     def label(self) -> str:
         """The method this configuration selects (a key of `methods`), as the support matrix names it."""
         return self.key
+
+    @property
+    def refusal_key(self) -> str:
+        """This configuration's variant, dotted from general to specific (the label, then options:
+        `prune.channels`, `quantize.ptq.int8.int8`); a `layer_refusals` key applies to it and to
+        every variant it is a dotted prefix of."""
+        return self.label
+
+    def refused_layers(self, framework: str) -> dict[str, str]:
+        """{layer kind: why, and what to do instead} for the layers this configuration refuses."""
+        found: dict[str, str] = {}
+        for key, table in self.layer_refusals.items():
+            if self.refusal_key == key or self.refusal_key.startswith(key + "."):
+                found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
+        return found
 
     def files(self) -> list[tuple[tuple[str, ...], str]]:
         """Files this stage reads: (key path inside the stage, value as written in the recipe)."""

@@ -6,7 +6,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from edgekit.stages.base import FineTune
+from edgekit.stages.base import ANY_FRAMEWORK, FineTune
+
+_NARROWER = ("Use structure: unstructured (or 2:4), which prunes {what} weights in place, or distill into a "
+             "narrower student (distill: {{student: {{arch: ..., width: 0.5}}}}) for a smaller dense model.")
 
 
 class PruneConfig(FineTune):
@@ -18,6 +21,15 @@ class PruneConfig(FineTune):
         "torch": "edgekit.backends.torch.prune:prune",
     }
     produces: ClassVar[tuple[str, ...]] = ("pruned",)
+    layer_refusals: ClassVar[dict] = {"prune.channels": {ANY_FRAMEWORK: {
+        "attention": "removing channels would have to keep every head's query, key and value widths and the "
+                     "residual stream in step, which edgekit's channel pruning does not do. "
+                     + _NARROWER.format(what="the attention"),
+        "lstm": "an LSTM's four gates share each unit across its kernel and recurrent kernel, which channel "
+                "pruning does not rebuild. " + _NARROWER.format(what="the LSTM"),
+        "gru": "a GRU's three gates share each unit across its kernel and recurrent kernel, which channel "
+               "pruning does not rebuild. " + _NARROWER.format(what="the GRU"),
+    }}}
 
     sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     structure: Literal["unstructured", "2:4", "channels"] = "unstructured"
@@ -35,6 +47,11 @@ class PruneConfig(FineTune):
         if self.initial_sparsity >= self.sparsity:
             raise ValueError(f"initial_sparsity ({self.initial_sparsity}) must be below sparsity ({self.sparsity})")
         return self
+
+    @property
+    def refusal_key(self) -> str:
+        """`prune.channels` etc.: which layers pruning can take depends on the structure."""
+        return f"prune.{self.structure}"
 
     def summary(self) -> str:
         return f"{self.structure} to {self.sparsity:g}, {self.epochs} epochs"

@@ -16,6 +16,12 @@ from edgekit.precision import PLANS, Plan, plan_for
 from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig
 
 
+_PT2E_GRU = ("LiteRT-Torch's PT2E quantizer annotates an nn.GRU only when it is called with an explicit "
+             "hidden state and both of its outputs are used, and fails on this one ('list index out of range'). "
+             "Use quantize: {method: ptq, precision: int8, io: float32} (the .tflite is quantized by AI Edge "
+             "Quantizer instead) or precision: float16.")
+
+
 def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Artifact:
     """Record the plan; the exporters quantize (with the calibration samples) when they write files."""
     return artifact.evolve("quantize", plan=config.plan())
@@ -31,6 +37,18 @@ class QuantizeConfig(StageConfig):
         "quantize.qat": Method({"keras": "edgekit.backends.keras.qat:qat", "torch": "edgekit.backends.torch.qat:qat"},
                                ("plan", "qat"), {"method": "qat"}),
     }
+
+    layer_refusals: ClassVar[dict] = {"quantize.ptq.int8.int8": {"torch": {"gru": _PT2E_GRU}},
+                                      "quantize.qat": {"torch": {"gru": _PT2E_GRU}, "keras": {
+        "attention": "TF-MOT's quantization-aware training has no scheme for MultiHeadAttention (nor "
+                     "LayerNormalization). Use quantize: {method: ptq, precision: int8} (calibrated full "
+                     "integer) or precision: dynamic instead.",
+        "lstm": "TF-MOT's quantization-aware training cannot rebuild a model holding an LSTM ('Unable to clone "
+                "model'). Use quantize: {method: ptq, precision: int8} or precision: dynamic (int8 LSTM "
+                "weights) instead.",
+        "gru": "TF-MOT's quantization-aware training cannot rebuild a model holding a GRU ('Unable to clone "
+               "model'). Use quantize: {method: ptq, precision: int8} or precision: dynamic instead.",
+    }}}
 
     method: Literal["ptq", "qat"] = "ptq"
     precision: Literal[tuple(PLANS)] = "int8"  # type: ignore[valid-type]
@@ -67,6 +85,11 @@ class QuantizeConfig(StageConfig):
     def label(self) -> str:
         """`quantize.ptq` or `quantize.qat`: the method matters for support."""
         return f"quantize.{self.method}"
+
+    @property
+    def refusal_key(self) -> str:
+        """`quantize.ptq.int8.int8`: method, precision, then io (which realization a format uses)."""
+        return f"{self.label}.{self.precision}.{self.io}"
 
     def plan(self) -> Plan:
         """The precision plan this stage asks the exporters to realize."""

@@ -18,7 +18,7 @@ from edgekit.run.context import RunContext
 from tests.helpers import ROOT
 
 CALLED_BY_THE_RUN = {"load", "build", "train", "clone", "predict", "describe", "check_compatible", "save_cached",
-                     "load_cached", "qat_state", "make_student", "check_channels_prunable"}
+                     "load_cached", "qat_state", "make_student", "check_channels_prunable", "layer_classes"}
 
 
 def test_the_abstract_methods_are_what_the_run_calls():
@@ -30,8 +30,11 @@ class _Fake(Backend):
 
     framework = "fake"
 
-    def __init__(self, refuse: str = ""):
-        self.calls, self.refuse = [], refuse
+    def __init__(self, refuse: str = "", layers: tuple = ()):
+        self.calls, self.refuse, self.layers = [], refuse, list(layers)
+
+    def layer_classes(self, model):
+        return self.layers
 
     def make_student(self, config, teacher, dataset, recipe):
         self.calls.append(("student", teacher))
@@ -43,7 +46,7 @@ class _Fake(Backend):
             raise InputError(self.refuse)
 
 
-for _name in CALLED_BY_THE_RUN - {"make_student", "check_channels_prunable"}:
+for _name in CALLED_BY_THE_RUN - {"make_student", "check_channels_prunable", "layer_classes"}:
     setattr(_Fake, _name, lambda self, *args, **kwargs: None)
 _Fake.__abstractmethods__ = frozenset()
 
@@ -74,6 +77,21 @@ def test_preflight_names_the_recipe_line_and_the_model():
     ctx = _context([{"prune": {"structure": "channels", "sparsity": 0.5}}])
     with pytest.raises(InputError, match=r"^recipe, stages\[0\]: structure: channels cannot prune this model: a concat"):
         backend.preflight("teacher", ctx)
+
+
+class _FakeKeras(_Fake):
+    framework = "keras"
+
+
+def test_preflight_refuses_a_stage_that_cannot_take_a_layer_of_the_model():
+    """A loaded model's layers are checked against the stage's `layer_refusals`, naming layer and class."""
+    backend = _FakeKeras(layers=[("dense", "Dense"), ("encoder_attention", "MultiHeadAttention")])
+    with pytest.raises(InputError, match=r"stages\[0\]: quantize.qat \(qat int8.*\) cannot take the MultiHeadAttention layer "
+                                         r"'encoder_attention' of this model: TF-MOT.*method: ptq"):
+        backend.preflight("teacher", _context([{"quantize": {"method": "qat"}}]))
+    backend.preflight("teacher", _context([{"quantize": {"method": "ptq"}}]))  # PTQ takes attention
+    torch_like = _Fake(layers=[("encoder_attention", "MultiHeadAttention")])  # another framework's names
+    torch_like.preflight("teacher", _context([{"quantize": {"method": "qat"}}]))
 
 
 def test_the_backend_is_resolved_once_on_first_use(monkeypatch):

@@ -26,6 +26,9 @@ class KerasBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         channels.check_prunable(model)
 
+    def layer_classes(self, model) -> list[tuple[str, str]]:
+        return [(layer.name, type(layer).__name__) for layer in model._flatten_layers(include_self=False)]
+
     def prune_subject(self, model) -> str:
         return f"'{model.name}'"
 

@@ -1,28 +1,46 @@
 """Weight clustering with TF-MOT: each layer's weights share `clusters` centroids (linear init).
 
 After pruning, clustering preserves the zeros (sparsity-preserving clustering), so the two combine.
-The wrappers are stripped before the model moves on; the clusters stay in the weights, which is what
-makes the exported file compress well (few distinct values per tensor).
+Layers are wrapped one by one: a layer TF-MOT's clustering registry does not know (a custom layer,
+such as the zoo transformer's position embedding) is left as it is and listed in the report, rather
+than failing the whole model. The wrappers are stripped before the model moves on; the clusters stay
+in the weights, which is what makes the exported file compress well (few distinct values per tensor).
 """
 
 from __future__ import annotations
 
 from edgekit.artifact import Artifact
 from edgekit.backends.keras import train
-from edgekit.backends.keras.compat import tfmot
+from edgekit.backends.keras.compat import keras, tfmot
+
+
+def _wrap(model, options: dict):
+    """A clustered copy of `model` (a private clone's layers are wrapped in place) and the names of
+    the layers with weights that TF-MOT cannot cluster."""
+    clustering = tfmot().clustering.keras
+    skipped = []
+
+    def wrap(layer):
+        try:
+            return clustering.cluster_weights(layer, **options)
+        except ValueError:  # not a ClusterableLayer and not in the clustering registry
+            skipped.append(layer.name)
+            return layer
+
+    return keras.models.clone_model(train.clone(model), clone_function=wrap), skipped
 
 
 def cluster(artifact: Artifact, config, ctx) -> Artifact:
-    mot = tfmot()
-    clustering = mot.clustering.keras
+    clustering = tfmot().clustering.keras
     options = {"number_of_clusters": config.clusters,
                "cluster_centroids_init": clustering.CentroidInitialization.LINEAR}
     preserve_sparsity = bool(artifact.pruned)
     if preserve_sparsity:
         options["preserve_sparsity"] = True
-    wrapped = clustering.cluster_weights(train.clone(artifact.model), **options)
+    wrapped, skipped = _wrap(artifact.model, options)
     train.compile_and_fit(wrapped, ctx.dataset, config.epochs, config.batch_size, config.learning_rate,
                           ctx.recipe.seed, ctx.progress.task, f"cluster ({config.clusters} centroids)")
     stripped = clustering.strip_clustering(wrapped)
-    details = {"clusters": config.clusters, "centroid_init": "linear", "sparsity_preserved": preserve_sparsity}
+    details = {"clusters": config.clusters, "centroid_init": "linear", "sparsity_preserved": preserve_sparsity,
+               "left_unclustered": skipped}
     return artifact.evolve("cluster", model=stripped, clustered=config.clusters, details=details)

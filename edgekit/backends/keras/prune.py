@@ -15,7 +15,9 @@ from edgekit.artifact import Artifact
 from edgekit.backends.keras import channels, train
 from edgekit.backends.keras.compat import keras, tfmot
 
-PRUNABLE = ("Conv2D", "DepthwiseConv2D", "Dense")
+PRUNABLE = ("Conv2D", "DepthwiseConv2D", "Dense", "MultiHeadAttention", "LSTM", "GRU")
+"""Layers TF-MOT prunes (its prune registry): attention's query/key/value/output kernels and the
+recurrent layers' kernel and recurrent kernel too, so a Transformer or LSTM is pruned throughout."""
 
 
 def _schedule(config, total_steps: int):

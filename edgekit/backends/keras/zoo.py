@@ -6,9 +6,10 @@ microcontroller. Strides adapt to small inputs so an 8x8 digit is not pooled awa
 
 from __future__ import annotations
 
-from edgekit.zoo import channels, check_base_input
+from edgekit.zoo import ENCODER_BLOCKS, HEADS, channels, check_base_input, model_width
 from edgekit.backends.keras import transfer
 from edgekit.backends.keras.compat import keras
+from edgekit.backends.keras.layers import PositionEmbedding
 
 L = keras.layers
 
@@ -105,6 +106,41 @@ def mobilenet_v1(inputs, width, outputs, task):
     return _head(x, outputs, task)
 
 
+def _as_sequence(inputs):
+    """Sequence zoo models take (steps, features); an (h, w, c) image is h rows of w·c features."""
+    shape = tuple(inputs.shape[1:])
+    if len(shape) == 2:
+        return inputs
+    steps, features = shape[0], 1
+    for d in shape[1:]:
+        features *= int(d)
+    return L.Reshape((steps, features))(inputs)
+
+
+def transformer(inputs, width, outputs, task):
+    """A post-norm Transformer encoder (as torch's `nn.TransformerEncoderLayer`, GELU, no dropout)."""
+    x = _as_sequence(inputs)
+    d = model_width(width)
+    x = L.Dense(d)(x)
+    x = PositionEmbedding(int(x.shape[1]), d)(x)
+    for _ in range(ENCODER_BLOCKS):
+        attention = L.MultiHeadAttention(num_heads=HEADS, key_dim=d // HEADS)(x, x)
+        x = L.LayerNormalization()(L.Add()([x, attention]))
+        y = L.Dense(2 * d, activation="gelu")(x)
+        y = L.Dense(d)(y)
+        x = L.LayerNormalization()(L.Add()([x, y]))
+    x = L.GlobalAveragePooling1D()(x)
+    return _head(x, outputs, task)
+
+
+def lstm(inputs, width, outputs, task):
+    return _head(L.LSTM(channels(64, width))(_as_sequence(inputs)), outputs, task)
+
+
+def gru(inputs, width, outputs, task):
+    return _head(L.GRU(channels(64, width))(_as_sequence(inputs)), outputs, task)
+
+
 BUILDERS = {
     **transfer.BUILDERS,  # mobilenet_v2, resnet50, efficientnet_b0: keras.applications bases + head
     "mlp": mlp,
@@ -113,6 +149,9 @@ BUILDERS = {
     "ds_cnn": ds_cnn,
     "resnet8": resnet8,
     "mobilenet_v1": mobilenet_v1,
+    "transformer": transformer,
+    "lstm": lstm,
+    "gru": gru,
 }
 
 

@@ -56,6 +56,9 @@ class TorchBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         prune.check_prunable(model, dataset)
 
+    def layer_classes(self, model) -> list[tuple[str, str]]:
+        return [(name, type(module).__name__) for name, module in model.named_modules() if name]
+
     def save_cached(self, model, directory: Path) -> None:
         """Save for the stage cache without pickles (see `cached`)."""
         cached.save(model, directory)

@@ -1,7 +1,8 @@
 """Pruning for torch: magnitude masks (unstructured, 2:4) or real channel removal (Torch-Pruning).
 
 The twin of `backends/keras/prune.py`, with the same report details:
-- unstructured: per-layer magnitude masks on the weights of Conv1d/Conv2d/Linear layers, following
+- unstructured: per-layer magnitude masks on the weights of Conv1d/Conv2d/Linear layers (and the
+  weight matrices of attention and LSTM/GRU layers, `_module_weights`), following
   TF-MOT's schedules: polynomial (initial → final sparsity with power 3 over the first 3/4 of the
   fine-tuning steps, then held) or constant. Masks are recomputed every `frequency` steps and
   re-applied after every optimizer step; the result is a plain module whose pruned weights are
@@ -44,12 +45,24 @@ def _targets(model) -> list[tuple[str, "torch.nn.Parameter"]]:
 
     Modules without layer objects (a `torch.export` graph, TorchScript) fall back to their 2-D to
     4-D parameters named `*weight`, whose dim 1 is the input dimension for linear and conv ops."""
-    found = [(name, module.weight) for name, module in model.named_modules()
-             if isinstance(module, PRUNABLE) and isinstance(getattr(module, "weight", None), torch.Tensor)]
+    found = [target for name, module in model.named_modules() for target in _module_weights(name, module)]
     if found:
         return found
     return [(name[:-len(".weight")] if name.endswith(".weight") else name, p) for name, p in model.named_parameters()
             if name.endswith("weight") and p.ndim in (2, 3, 4)]
+
+
+def _module_weights(name: str, module) -> list[tuple[str, "torch.nn.Parameter"]]:
+    """The weights magnitude pruning masks in one module: a conv's or linear layer's `weight`, an
+    attention's packed query/key/value projection (its output projection is an nn.Linear), and each
+    weight matrix of an LSTM/GRU/RNN (input-to-hidden and hidden-to-hidden), as TF-MOT prunes them."""
+    if isinstance(module, PRUNABLE) and isinstance(getattr(module, "weight", None), torch.Tensor):
+        return [(name, module.weight)]
+    if isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
+        return [(f"{name}.in_proj", module.in_proj_weight)]
+    if isinstance(module, nn.RNNBase):
+        return [(f"{name}.{p}", w) for p, w in module.named_parameters(recurse=False) if p.startswith("weight_")]
+    return []
 
 
 def magnitude_mask(weight: "torch.Tensor", sparsity: float) -> "torch.Tensor":

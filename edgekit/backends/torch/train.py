@@ -53,12 +53,16 @@ def param_count(model: nn.Module) -> int:
 
     The running statistics are counted so the number matches Keras' `count_params` (which counts
     BatchNormalization's moving mean/variance as non-trainable weights); `num_batches_tracked` and
-    other buffers (pruning masks, constants) are not.
+    other buffers (pruning masks, constants) are not. An `nn.LSTM`'s second bias (`bias_hh`, which
+    the gates only ever add to `bias_ih`) is not counted either, so it matches Keras' one LSTM bias.
     """
     total = sum(p.numel() for p in model.parameters())
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
             total += sum(b.numel() for b in (module.running_mean, module.running_var) if b is not None)
+        if isinstance(module, nn.LSTM) and module.bias:
+            # the gates see b_ih + b_hh, one vector's worth of freedom: counted once, as Keras' LSTM bias
+            total -= sum(p.numel() for name, p in module.named_parameters() if name.startswith("bias_hh"))
     return int(total)
 
 

@@ -20,9 +20,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from edgekit.errors import InputError
-from edgekit.zoo import ARCHITECTURES, Head, channels, check_base_input
+from edgekit.zoo import ARCHITECTURES, ENCODER_BLOCKS, HEADS, Head, channels, check_base_input, model_width
 from edgekit.backends.torch import transfer
-from edgekit.backends.torch.compat import nn
+from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.mobilenet_v2 import mobilenet_v2
 
 BN_EPS = 1e-3  # Keras BatchNormalization's default epsilon
@@ -52,6 +52,44 @@ class Residual(nn.Module):
 
     def forward(self, x):
         return self.relu(self.body(x) + self.shortcut(x))
+
+
+class Tokens(nn.Module):
+    """NCHW images `(n, c, h, w)` as `(n, h, w·c)`: h rows of (w, c) features, Keras' row order."""
+
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).flatten(2)
+
+
+class PositionEmbedding(nn.Module):
+    """`x + embedding`, a trainable `(length, dim)` embedding (Keras zoo's `PositionEmbedding`)."""
+
+    def __init__(self, length: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.randn(1, length, dim) * 0.02)
+
+    def forward(self, x):
+        return x + self.embedding
+
+
+class TokenMean(nn.Module):
+    """The mean over tokens, `(n, t, d) -> (n, d)` (Keras' GlobalAveragePooling1D)."""
+
+    def forward(self, x):
+        return x.mean(dim=1)
+
+
+class LastStep(nn.Module):
+    """A batch-first `nn.LSTM`/`nn.GRU` whose output is its last step's, `(n, t, f) -> (n, units)`
+    (Keras' recurrent layers with `return_sequences=False`)."""
+
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out[:, -1]
 
 
 @dataclass
@@ -194,6 +232,42 @@ def mobilenet_v1(input_shape, width, outputs):
     return layers + [*_global_pool(), ("head", nn.Linear(s.c, outputs))]
 
 
+def _sequence_start(input_shape: tuple[int, ...], arch: str) -> tuple[list, int, int]:
+    """Layers that turn the model input into `(n, steps, features)`, and (steps, features)."""
+    if len(input_shape) == 3:
+        h, w, c = input_shape
+        return [("tokens", Tokens())], h, w * c
+    if len(input_shape) == 2:
+        return [], input_shape[0], input_shape[1]
+    raise InputError(f"arch {arch} needs samples of shape (height, width, channels) or (steps, features), "
+                     f"not {list(input_shape)}; use arch: mlp for flat feature vectors.")
+
+
+def transformer(input_shape, width, outputs):
+    layers, steps, features = _sequence_start(input_shape, "transformer")
+    d = model_width(width)
+    layers += [("project", nn.Linear(features, d)), ("position", PositionEmbedding(steps, d))]
+    for i in range(ENCODER_BLOCKS):
+        layers.append((f"encoder{i + 1}", nn.TransformerEncoderLayer(
+            d, HEADS, dim_feedforward=2 * d, dropout=0.0, activation="gelu", layer_norm_eps=1e-3,
+            batch_first=True)))
+    return layers + [("pool", TokenMean()), ("head", nn.Linear(d, outputs))]
+
+
+def lstm(input_shape, width, outputs):
+    layers, _, features = _sequence_start(input_shape, "lstm")
+    units = channels(64, width)
+    return layers + [("lstm", LastStep(nn.LSTM(features, units, batch_first=True))),
+                     ("head", nn.Linear(units, outputs))]
+
+
+def gru(input_shape, width, outputs):
+    layers, _, features = _sequence_start(input_shape, "gru")
+    units = channels(64, width)
+    return layers + [("gru", LastStep(nn.GRU(features, units, batch_first=True))),
+                     ("head", nn.Linear(units, outputs))]
+
+
 BUILDERS = {
     "mobilenet_v2": mobilenet_v2,  # torchvision's layout and key names: backends/torch/mobilenet_v2.py
     "mlp": mlp,
@@ -202,6 +276,9 @@ BUILDERS = {
     "ds_cnn": ds_cnn,
     "resnet8": resnet8,
     "mobilenet_v1": mobilenet_v1,
+    "transformer": transformer,
+    "lstm": lstm,
+    "gru": gru,
 }
 assert set(BUILDERS) | set(transfer.TORCHVISION) == set(ARCHITECTURES)
 
@@ -230,4 +307,4 @@ def build(arch: str, width: float, input_shape: tuple[int, ...], outputs: int, t
     return model.eval()
 
 
-__all__ = ["BUILDERS", "Residual", "ZooNet", "build"]
+__all__ = ["BUILDERS", "LastStep", "PositionEmbedding", "Residual", "TokenMean", "Tokens", "ZooNet", "build"]

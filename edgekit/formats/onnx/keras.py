@@ -28,11 +28,39 @@ def is_quantization_aware(model) -> bool:
     return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
 
 
+_HANDLERS: list = []
+
+
+def _register_erfc() -> None:
+    """Teach tf2onnx TensorFlow's `Erfc` as `1 - Erf(x)` (idempotent).
+
+    Keras' exact GELU (`activation="gelu"`, the Transformer feed-forward's) is `0.5·x·erfc(-x/√2)`;
+    tf2onnx has no handler for `Erfc` and writes it as an `Erfc` node, which ONNX does not define,
+    so ONNX Runtime refuses the file."""
+    if _HANDLERS:
+        return
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            node.type = "Erf"
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
+            complement = ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{node.name}_1m"))
+            ctx.replace_inputs(complement, [one.output[0], node.output[0]])
+
+    _HANDLERS.append(Erfc)
+
+
 def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = None) -> Path:
     """tf2onnx conversion with a dynamic batch dimension and the input named `input` (see the module
     docstring for quantization-aware models)."""
     import tf2onnx
 
+    _register_erfc()
     try:
         with native_stderr_silenced():
             if is_quantization_aware(model):
