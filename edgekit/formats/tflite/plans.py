@@ -7,6 +7,8 @@
   weights, per-channel unless `per_channel: false`, activations calibrated on every calibration
   sample). LiteRT-Torch folds the edge QUANTIZE/DEQUANTIZE into the model's inputs and outputs, so
   this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
+  nn.LSTM / nn.GRU are decomposed before PT2E so their weights are int8 too, per tensor
+  (`edgekit.formats.tflite.torch_recurrent` says why).
 - int8, io float32 | uint8: the float .tflite quantized with AI Edge Quantizer (the quantizer
   LiteRT-Torch uses for its own recipes; static int8, ranges the min/max over every calibration
   sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as TF's
@@ -81,10 +83,9 @@ KERAS: dict[Optional[type[Plan]], Callable[[Any, Optional[Plan], Optional[np.nda
 # ---- torch: LiteRT-Torch, PT2E and AI Edge Quantizer ------------------------------------------
 
 def _pt2e_quantizer(per_channel: bool, dynamic: bool):
-    from litert_torch.quantize import pt2e_quantizer as pq
+    from edgekit.formats.tflite import torch_recurrent
 
-    return pq.PT2EQuantizer().set_global(
-        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    return torch_recurrent.quantizer(per_channel, dynamic)
 
 
 def _edge_recipe(plan: Plan):
