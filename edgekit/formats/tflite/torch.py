@@ -133,9 +133,11 @@ class Conversion:
         converted = _pt2e(self.module, self.example, self.samples, quantizer, calibrate, self.batch)
         return self.with_quantizer(converted, quantizer)
 
-    def edge_quantize(self, manager) -> bytes:
-        """The float .tflite, quantized by AI Edge Quantizer with the recipe `manager`."""
-        return _edge_quantize(self.convert(), self.samples, self.batch, manager)
+    def edge_quantize(self, recipe) -> bytes:
+        """The float .tflite, quantized by AI Edge Quantizer with the recipe manager that
+        `recipe(float .tflite bytes)` returns."""
+        float_tflite = self.convert()
+        return _edge_quantize(float_tflite, self.samples, self.batch, recipe(float_tflite))
 
 
 def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
