@@ -12,6 +12,7 @@ from edgekit.artifact import Artifact
 from edgekit.formats.inspect import inspect_model
 from edgekit.formats.registry import get_format
 from edgekit.formats.tflite.attention import has_attention
+from edgekit.formats.tflite.delegation import _partitions, delegation
 from edgekit.formats.tflite.inspect import _Graph
 from edgekit.recipe import QuantizeConfig
 from edgekit.runtimes import get_runtime
@@ -76,6 +77,9 @@ def test_keras_encoder_int8_quantizes_only_the_weight_ops(tmp_path, io):
     int8_path = write(Artifact("keras", model, plan=plan), tmp_path / "q.tflite", x)
     check_int8_structure(float_path, int8_path)
     assert inspect_model(int8_path)["inputs"][0]["dtype"] == io
+    # XNNPACK takes every int8 op; what it leaves to builtin kernels is the dynamic-batch shape
+    # arithmetic the float file has too
+    assert set(delegation(int8_path)["builtin_ops"]) <= set(delegation(float_path)["builtin_ops"])
     assert agreement(float_path, int8_path, samples(64, seed=1)) >= 0.9
 
 
@@ -104,6 +108,9 @@ def test_torch_encoder_int8_quantizes_only_the_weight_ops(tmp_path, io):
     float_path = to_tflite(model, tmp_path / "f.tflite", None, x)
     int8_path = to_tflite(model, tmp_path / "q.tflite", QuantizeConfig(precision="int8", io=io).plan(), x)
     check_int8_structure(float_path, int8_path)
+    if io == "float32":  # AI Edge Quantizer: one XNNPACK partition, as the float file (was 21)
+        assert delegation(float_path) == {"partitions": 1, "builtin_ops": {}}
+        assert delegation(int8_path) == {"partitions": 1, "builtin_ops": {}}
     assert agreement(float_path, int8_path, samples(64, seed=1)) >= 0.9
 
 
@@ -121,3 +128,18 @@ def test_models_without_attention_stay_full_integer(tmp_path):
                  samples())
     assert not has_attention(path.read_bytes())
     assert inspect_model(path)["quantization"]["kind"] == "int8 (full integer)"
+
+
+def test_delegation_finds_the_ops_between_partitions():
+    """Two DELEGATE partitions around a SOFTMAX that XNNPACK did not take: SOFTMAX is the builtin op."""
+    ops = [
+        {"index": 0, "op_name": "FULLY_CONNECTED", "inputs": [0, 10, -1], "outputs": [1]},
+        {"index": 1, "op_name": "SOFTMAX", "inputs": [1], "outputs": [2]},
+        {"index": 2, "op_name": "FULLY_CONNECTED", "inputs": [2, 11, 12], "outputs": [3]},
+        {"index": 3, "op_name": "ADD", "inputs": [3, 2], "outputs": [4]},
+        {"index": 4, "op_name": "DELEGATE", "inputs": [0, 10], "outputs": [1]},
+        {"index": 5, "op_name": "DELEGATE", "inputs": [2, 11, 12], "outputs": [4]},
+    ]
+    count, builtin = _partitions(ops)
+    assert count == 2
+    assert [op["op_name"] for op in builtin] == ["SOFTMAX"]
