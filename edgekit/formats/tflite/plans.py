@@ -95,13 +95,16 @@ def _edge_recipe(plan: Plan, float_tflite: bytes):
     on the model's inputs/outputs."""
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
 
-    from edgekit.formats.tflite import attention
+    from edgekit.formats.tflite import attention, torch_recurrent
 
     ops = qtyping.TFLOperationName
     granularity = qtyping.QuantGranularity.CHANNELWISE if plan.per_channel else qtyping.QuantGranularity.TENSORWISE
     manager = recipe_manager.RecipeManager()
     manager.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8,
                               weight_granularity=granularity)
+    if plan.per_channel:  # the unrolled LSTM / GRU layers' FULLY_CONNECTED ops: per tensor (torch_recurrent)
+        manager.add_static_config(torch_recurrent.SCOPE, ops.FULLY_CONNECTED, activation_num_bits=8,
+                                  weight_num_bits=8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
     if attention.has_attention(float_tflite):
         for name in attention.float_ops(float_tflite):
             if name in ops.__members__:

@@ -22,13 +22,17 @@ Two quantizer settings for the decomposed layer (`quantizer`):
   own int8 LSTM kernel quantizes its weights per tensor too.
 
 The AI Edge Quantizer path (int8 with float32 / uint8 I/O) quantizes the lowered FULLY_CONNECTED ops of
-the float .tflite directly and needs no decomposition.
+the float .tflite directly and needs no decomposition; its recipe makes the ops whose output tensor
+names carry the layer's module path (`SCOPE`, as LiteRT-Torch names them) per tensor, for the same
+reason (a 128-unit LSTM over 8 steps: 0.57x -> 0.37x the float bytes).
 """
 
 from __future__ import annotations
 
 #: the aten ops of recurrent layers that PT2E would otherwise leave float
 RECURRENT_MODULES = ("torch.nn.modules.rnn.LSTM", "torch.nn.modules.rnn.GRU")
+#: AI Edge Quantizer scope (a regex on op output tensor names) of the ops LiteRT-Torch lowers these layers to
+SCOPE = r".*torch\.nn\.modules\.rnn\.(LSTM|GRU)_.*"
 
 
 def _recurrent_ops():
