@@ -1,7 +1,8 @@
 """Keras -> .tflite with TensorFlow's TFLite converter, quantized as the artifact's precision plan says
 (the converter set-up per plan is `edgekit.formats.tflite.plans.KERAS`). Recurrent models are traced
 with a fixed batch of 1 (`edgekit.formats.tflite.recurrent`, which says why); all others keep the
-dynamic batch of `from_keras_model`."""
+dynamic batch of `from_keras_model`. The int8 file of an attention model has only its weight ops
+quantized (`edgekit.formats.tflite.attention`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,23 @@ import numpy as np
 from edgekit.backends.keras.compat import tf
 from edgekit.errors import StageError
 from edgekit.formats.tflite import FORMAT
-from edgekit.formats.tflite import recurrent
+from edgekit.formats.tflite import attention, recurrent
 from edgekit.formats.tflite.plans import KERAS
 from edgekit.precision import Int8, Plan
 from edgekit.quiet import native_stderr_silenced
+
+def _weight_ops_only(converter, plan: Int8, content: bytes) -> bytes:
+    """The int8 file of an attention model with only its weight ops quantized
+    (`edgekit.formats.tflite.attention` says why): the converter calibrates only, then TF's MLIR
+    quantizer quantizes with every other op of the full-integer file `content` denylisted."""
+    from tensorflow.lite.python import convert
+
+    io_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[plan.io]
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    return convert.mlir_quantize(calibrated, disable_per_channel=not plan.per_channel, input_data_type=io_type,
+                                 output_data_type=io_type, denylisted_ops=attention.float_ops(content))
+
 
 def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optional[np.ndarray] = None,
               sparse: bool = False) -> Path:
@@ -38,6 +52,8 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
             converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
         with native_stderr_silenced():
             content = converter.convert()
+            if isinstance(plan, Int8) and not plan.quantization_aware and attention.has_attention(content):
+                content = _weight_ops_only(converter, plan, content)
     except StageError:
         raise
     except Exception as exc:  # the converter raises many types; the message is what matters

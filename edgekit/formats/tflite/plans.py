@@ -7,10 +7,13 @@
   weights, per-channel unless `per_channel: false`, activations calibrated on every calibration
   sample). LiteRT-Torch folds the edge QUANTIZE/DEQUANTIZE into the model's inputs and outputs, so
   this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
+  nn.LSTM / nn.GRU are decomposed before PT2E so their weights are int8 too, per tensor
+  (`edgekit.formats.tflite.torch_recurrent` says why).
 - int8, io float32 | uint8: the float .tflite quantized with AI Edge Quantizer (the quantizer
   LiteRT-Torch uses for its own recipes; static int8, ranges the min/max over every calibration
   sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as TF's
-  converter does for Keras.
+  converter does for Keras. In an attention model only the weight ops are int8
+  (`edgekit.formats.tflite.attention`: LiteRT's XNNPACK runs the rest faster in float).
 - dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at
   run time (hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
 - float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute).
@@ -81,21 +84,31 @@ KERAS: dict[Optional[type[Plan]], Callable[[Any, Optional[Plan], Optional[np.nda
 # ---- torch: LiteRT-Torch, PT2E and AI Edge Quantizer ------------------------------------------
 
 def _pt2e_quantizer(per_channel: bool, dynamic: bool):
-    from litert_torch.quantize import pt2e_quantizer as pq
+    from edgekit.formats.tflite import torch_recurrent
 
-    return pq.PT2EQuantizer().set_global(
-        pq.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    return torch_recurrent.quantizer(per_channel, dynamic)
 
 
-def _edge_recipe(plan: Plan):
-    """AI Edge Quantizer recipe manager: static int8 everywhere, `plan.io` on the model's inputs/outputs."""
+def _edge_recipe(plan: Plan, float_tflite: bytes):
+    """AI Edge Quantizer recipe manager for the float .tflite `float_tflite`: static int8 everywhere
+    (for an attention model on its weight ops only, `edgekit.formats.tflite.attention`), `plan.io`
+    on the model's inputs/outputs."""
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    from edgekit.formats.tflite import attention, torch_recurrent
 
     ops = qtyping.TFLOperationName
     granularity = qtyping.QuantGranularity.CHANNELWISE if plan.per_channel else qtyping.QuantGranularity.TENSORWISE
     manager = recipe_manager.RecipeManager()
     manager.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8,
                               weight_granularity=granularity)
+    if plan.per_channel:  # the unrolled LSTM / GRU layers' FULLY_CONNECTED ops: per tensor (torch_recurrent)
+        manager.add_static_config(torch_recurrent.SCOPE, ops.FULLY_CONNECTED, activation_num_bits=8,
+                                  weight_num_bits=8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
+    if attention.has_attention(float_tflite):
+        for name in attention.float_ops(float_tflite):
+            if name in ops.__members__:
+                manager.add_quantization_config(".*", ops[name], algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     if plan.io == "float32":
         for op in (ops.INPUT, ops.OUTPUT):
             manager.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
@@ -128,7 +141,7 @@ def _torch_dynamic(c, plan: Plan) -> bytes:
 def _torch_int8(c, plan: Plan) -> bytes:
     if plan.io == "int8":
         return c.pt2e(_pt2e_quantizer(plan.per_channel, dynamic=False), calibrate=True)
-    return c.edge_quantize(_edge_recipe(plan))
+    return c.edge_quantize(lambda float_tflite: _edge_recipe(plan, float_tflite))
 
 
 TORCH: dict[Optional[type[Plan]], Callable[[Any, Optional[Plan]], bytes]] = {

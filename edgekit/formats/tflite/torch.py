@@ -27,7 +27,7 @@ from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.conversion import batches as _batches
 from edgekit.backends.torch.train import set_mode, static_batch
 from edgekit.errors import StageError
-from edgekit.formats.tflite import FORMAT
+from edgekit.formats.tflite import FORMAT, torch_recurrent
 from edgekit.formats.tflite.plans import TORCH
 from edgekit.precision import Plan
 from edgekit.quiet import debugging
@@ -46,16 +46,19 @@ def _litert_torch():
 def _calibration_graph(model: nn.Module, example, batch: int):
     """The exported graph PT2E observes and the batch to feed it: a dynamic batch when torch.export
     allows one (calibrating 32 samples a call is several times faster than one at a time), else
-    the example's fixed batch. LiteRT-Torch re-exports the converted module with the example's shape."""
+    the example's fixed batch. LiteRT-Torch re-exports the converted module with the example's shape.
+    LSTM / GRU layers are decomposed into linears first, so PT2E quantizes their weights
+    (`edgekit.formats.tflite.torch_recurrent`)."""
     if static_batch(model) is None:
         pair = torch.cat([example, example])
         dims = {0: torch.export.Dim("batch", min=1, max=1 << 16)}
         for shapes in (({0: dims[0]},), ((dims,),)):  # forward(x) | forward(*args) (channels-last wrapper)
             try:
-                return torch.export.export(model, (pair,), dynamic_shapes=shapes).module(), CALIBRATION_BATCH
+                exported = torch.export.export(model, (pair,), dynamic_shapes=shapes)
             except Exception:
                 continue
-    return torch.export.export(model, (example,)).module(), batch
+            return torch_recurrent.decompose(exported).module(), CALIBRATION_BATCH
+    return torch_recurrent.decompose(torch.export.export(model, (example,))).module(), batch
 
 
 def _pt2e(model: nn.Module, example, samples: np.ndarray, quantizer, calibrate: bool, batch: int):
@@ -130,9 +133,11 @@ class Conversion:
         converted = _pt2e(self.module, self.example, self.samples, quantizer, calibrate, self.batch)
         return self.with_quantizer(converted, quantizer)
 
-    def edge_quantize(self, manager) -> bytes:
-        """The float .tflite, quantized by AI Edge Quantizer with the recipe `manager`."""
-        return _edge_quantize(self.convert(), self.samples, self.batch, manager)
+    def edge_quantize(self, recipe) -> bytes:
+        """The float .tflite, quantized by AI Edge Quantizer with the recipe manager that
+        `recipe(float .tflite bytes)` returns."""
+        float_tflite = self.convert()
+        return _edge_quantize(float_tflite, self.samples, self.batch, recipe(float_tflite))
 
 
 def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
