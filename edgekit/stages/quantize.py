@@ -17,9 +17,9 @@ from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig
 
 
 _PT2E_GRU = ("LiteRT-Torch's PT2E quantizer annotates an nn.GRU only when it is called with an explicit "
-             "hidden state and both of its outputs are used, and fails on this one ('list index out of range'). "
-             "Use quantize: {method: ptq, precision: int8, io: float32} (the .tflite is quantized by AI Edge "
-             "Quantizer instead) or precision: float16.")
+             "hidden state and both of its outputs are used, and fails on this one ('list index out of range') "
+             "while quantization-aware training prepares the model. Use quantize: {method: ptq, precision: int8} "
+             "(the .tflite export decomposes the GRU first, formats/tflite/torch_recurrent.py) or precision: dynamic.")
 
 
 def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Artifact:
@@ -38,8 +38,7 @@ class QuantizeConfig(StageConfig):
                                ("plan", "qat"), {"method": "qat"}),
     }
 
-    layer_refusals: ClassVar[dict] = {"quantize.ptq.int8.int8": {"torch": {"gru": _PT2E_GRU}},
-                                      "quantize.qat": {"torch": {"gru": _PT2E_GRU}, "keras": {
+    layer_refusals: ClassVar[dict] = {"quantize.qat": {"torch": {"gru": _PT2E_GRU}, "keras": {
         "attention": "TF-MOT's quantization-aware training has no scheme for MultiHeadAttention (nor "
                      "LayerNormalization). Use quantize: {method: ptq, precision: int8} (calibrated full "
                      "integer) or precision: dynamic instead.",
