@@ -37,5 +37,5 @@ def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         if source is None:
             source = write(Artifact(artifact.framework, model), Path(tmp) / "float.onnx", options.calibration)
-        quantize_onnx(source, path, plan, calibration)
+        quantize_onnx(source, path, plan, calibration, options.threads)
     return []
