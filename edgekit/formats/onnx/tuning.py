@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.formats.onnx.compact import compact
+
 MARGIN = 0.9  # another candidate replaces the first only when its p50 is below MARGIN x the first's
 TIMING_SECONDS = 0.3  # per file, after warm-up: a few runs for a big model, up to MAX_RUNS for a small one
 MIN_RUNS, MAX_RUNS = 5, 60
@@ -173,7 +175,7 @@ def cpu_int8_features() -> list[str]:
 def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, calibration: np.ndarray,
            threads: int, finish=None) -> dict:
     """Quantize `prepared` as every candidate, time each (after `finish(path)`, e.g. the recurrent
-    step, when given) against `float_file`, copy the chosen one to `target` and return the record."""
+    step, when given, and `compact`) against `float_file`, copy the chosen one to `target` and return the record."""
     name = input_name(prepared)
     baseline = measure(float_file, calibration, threads)
     float_bytes = float_file.stat().st_size
@@ -185,6 +187,7 @@ def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, ca
                 quantize(prepared, path, candidate, per_channel, name, calibration)
                 if finish is not None:
                     finish(path)
+                compact(path)
                 measured = measure(path, calibration, threads)
             except Exception as exc:  # a variant ORT cannot quantize or load is skipped, and said so
                 rows.append({"name": candidate.name, "failed": f"{type(exc).__name__}: {str(exc)[:200]}"})
