@@ -135,3 +135,29 @@ def test_lstm_int8_stores_int8_recurrent_weights(tmp_path):
     session = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
     reference = model(torch.from_numpy(samples[:1])).detach().numpy()
     assert np.argmax(session.run(None, {"input": samples[:1]})[0]) == np.argmax(reference)
+
+
+def test_keras_inverted_residual_int8_fuses_depthwise_convs_and_adds(tmp_path):
+    """The Keras MobileNetV2-style case (issue 11: 1.85x slower than float with S8S8): every Conv,
+    depthwise included, and every residual Add run as integer kernels in ORT's optimized graph."""
+    tf = pytest.importorskip("edgekit.backends.keras.compat").tf
+    from edgekit.formats.onnx.keras import to_onnx as keras_to_onnx
+
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((16, 16, 3))
+    x = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)))
+    for _ in range(2):
+        y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(48, 1, use_bias=False)(x)))
+        y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same", use_bias=False)(y)))
+        x = layers.Add()([x, layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(y))])
+    outputs = layers.Dense(4)(layers.GlobalAveragePooling2D()(x))
+    model = tf.keras.Model(inputs, outputs)
+    samples = np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32)
+    float_file = keras_to_onnx(model, tmp_path / "float.onnx")
+    int8_file = quantize_onnx(float_file, tmp_path / "int8.onnx", INT8, samples, threads=1)
+    ops = [n.op_type for n in _optimized(int8_file, tmp_path).node]
+    assert ops.count("QLinearConv") == 7 and ops.count("QLinearAdd") == 2, ops
+    assert not {"Conv", "FusedConv", "NchwcConv", "Add"} & set(ops), ops
+    chosen = quantization_choice(int8_file)
+    assert next(c for c in chosen["candidates"] if c["name"] == chosen["chosen"])["float_ops"] == {}
