@@ -106,13 +106,13 @@ def test_transformer_constant_weight_matmuls_become_integer_kernels(tmp_path):
 
 
 class _Recurrent(nn.Module):
-    def __init__(self):
+    def __init__(self, layer=nn.LSTM, hidden=112):
         super().__init__()
-        self.lstm = nn.LSTM(16, 112, batch_first=True)
-        self.head = nn.Linear(112, 4)
+        self.rnn = layer(16, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 4)
 
     def forward(self, x):
-        out, _ = self.lstm(x)
+        out, _ = self.rnn(x)
         return self.head(out[:, -1])
 
 
@@ -161,3 +161,24 @@ def test_keras_inverted_residual_int8_fuses_depthwise_convs_and_adds(tmp_path):
     assert not {"Conv", "FusedConv", "NchwcConv", "Add"} & set(ops), ops
     chosen = quantization_choice(int8_file)
     assert next(c for c in chosen["candidates"] if c["name"] == chosen["chosen"])["float_ops"] == {}
+
+
+def test_gru_int8_stores_int8_weights_that_ort_dequantizes(tmp_path):
+    """ORT has no integer GRU: its W / R are stored in int8 behind a DequantizeLinear, the file is
+    at most 0.35x the float one, and the record says the GRU computes in float."""
+    model = _Recurrent(nn.GRU, 128)
+    assert sum(p.numel() for p in model.parameters()) >= 50_000
+    samples = np.random.default_rng(0).standard_normal((8, 10, 16)).astype(np.float32)
+    float_file, int8_file = _int8(model, samples, tmp_path)
+    assert int8_file.stat().st_size <= 0.35 * float_file.stat().st_size
+    proto = onnx.load(str(int8_file))
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    gru = next(n for n in proto.graph.node if n.op_type == "GRU")
+    types = {t.name: t.data_type for t in proto.graph.initializer}
+    for weight in gru.input[1:3]:
+        assert producers[weight].op_type == "DequantizeLinear"
+        assert types[producers[weight].input[0]] == onnx.TensorProto.INT8
+    assert "computed in float" in quantization_choice(int8_file)["recurrent"]
+    session = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
+    reference = model(torch.from_numpy(samples[:1])).detach().numpy()
+    assert np.argmax(session.run(None, {"input": samples[:1]})[0]) == np.argmax(reference)

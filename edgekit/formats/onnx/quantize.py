@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import StageError
-from edgekit.formats.onnx.recurrent import DYNAMIC_RECURRENT, quantize_recurrent, recurrent_ops
+from edgekit.formats.onnx.recurrent import quantize_recurrent, recurrent_ops
 from edgekit.formats.onnx.recurrent import note as recurrent_note
 from edgekit.formats.onnx.reader import QUANTIZATION_KEY as METADATA_KEY
 from edgekit.formats.onnx.tuning import choose, prepare
@@ -51,7 +51,7 @@ def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: in
         prepared = Path(tmp) / "prepared.onnx"
         how = prepare(source, prepared)
         found = recurrent_ops(prepared)
-        finish = quantize_recurrent if any(op in DYNAMIC_RECURRENT for op in found) else None
+        finish = quantize_recurrent if found else None
         record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish)
     record.update(prepared=how, recurrent=recurrent_note(found))
     _record(target, record)
