@@ -30,8 +30,8 @@ import numpy as np
 from edgekit.formats.onnx.compact import compact
 
 MARGIN = 0.9  # another candidate replaces the first only when its p50 is below MARGIN x the first's
-TIMING_SECONDS = 0.3  # per file, after warm-up: a few runs for a big model, up to MAX_RUNS for a small one
-MIN_RUNS, MAX_RUNS = 5, 60
+TIMING_SECONDS = 0.3  # per file, after warm-up: MIN_RUNS for a big model, hundreds for a small one
+WARMUP, MIN_RUNS, MAX_RUNS = 5, 10, 5000
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # ops of ORT's optimized CPU graph that compute with int8 weights (QDQ fusions and dynamic quantization)
 INTEGER_KERNELS = {"QGemm", "QAttention", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
@@ -138,8 +138,8 @@ def measure(path: Path, samples: np.ndarray, threads: int) -> dict:
         graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
     feed_name = session.get_inputs()[0].name
     feeds = [{feed_name: samples[i:i + 1].astype(np.float32)} for i in range(max(1, min(len(samples), 8)))]
-    for feed in feeds[:2]:
-        session.run(None, feed)
+    for i in range(WARMUP):
+        session.run(None, feeds[i % len(feeds)])
     times: list[float] = []
     started = time.perf_counter()
     while len(times) < MIN_RUNS or (len(times) < MAX_RUNS and time.perf_counter() - started < TIMING_SECONDS):
