@@ -175,11 +175,12 @@ def cpu_int8_features() -> list[str]:
 def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, calibration: np.ndarray,
            threads: int, finish=None) -> dict:
     """Quantize `prepared` as every candidate, time each (after `finish(path)`, e.g. the recurrent
-    step, when given, and `compact`) against `float_file`, copy the chosen one to `target` and return the record."""
+    step, when given, and `compact`) against `float_file`, copy the chosen one to `target` and return
+    the record."""
     name = input_name(prepared)
     baseline = measure(float_file, calibration, threads)
     float_bytes = float_file.stat().st_size
-    rows, best = [], None
+    rows, best, why = [], None, ""
     with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
         for index, candidate in enumerate(CANDIDATES):
             path = Path(tmp) / f"candidate{index}.onnx"
@@ -200,16 +201,17 @@ def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, ca
                          "bytes": size, "bytes_vs_float": round(size / float_bytes, 3),
                          "int8_kernels": measured["int8_kernels"], "float_ops": measured["float_ops"],
                          "_path": path})
-            if best is None or measured["p50_ms"] < MARGIN * best["p50_ms"]:
+            if best is None:
+                best = rows[-1]
+                why = f"{candidate.name} is the first candidate that ran, and no other ran below {MARGIN}x its p50"
+            elif measured["p50_ms"] < MARGIN * best["p50_ms"]:
+                why = f"{candidate.name} ran below {MARGIN}x the p50 of {best['name']}"
                 best = rows[-1]
         if best is None:
             raise RuntimeError("every int8 candidate failed: " + "; ".join(r["failed"] for r in rows))
         shutil.copyfile(best["_path"], target)
     for row in rows:
         row.pop("_path", None)
-    first = rows[0]["name"]
-    why = (f"{best['name']} is the first candidate and no other was below {MARGIN}x its p50"
-           if best["name"] == first else f"{best['name']} ran below {MARGIN}x the p50 of {first}")
     return {"method": "static QDQ (ONNX Runtime quantize_static, MinMax)", "chosen": best["name"],
             "why": why + f" on this CPU (1 sample per run, {threads} thread(s))",
             "per_channel": per_channel, "cpu_int8_features": cpu_int8_features(),
