@@ -5,7 +5,6 @@
     param_count("model.tflite")     # 12345 weight elements stored in the file
     weight_sparsity("model.tflite") # {"layers": [...], "elements": 12288, "zeros": 9216, "sparsity": 0.75}
     is_sparse_encoded("model.tflite")  # True when tensors are stored in TFLite's sparse format
-    quantization_choice("model.onnx")  # {"chosen": "U8S8", "candidates": [...], ...} or None
 
 Size gates (DESIGN.md) count everything that must be shipped, so an .onnx file's external-data files
 are part of its size. gzip size shows what pruning really saves: zeros compress, a sparse-but-dense
@@ -76,14 +75,6 @@ def weight_sparsity(path: str | Path) -> dict:
     zeros = sum(layer["zeros"] for layer in layers)
     return {"layers": layers, "elements": elements, "zeros": zeros,
             "sparsity": zeros / elements if elements else 0.0}
-
-
-def quantization_choice(path: str | Path) -> dict | None:
-    """How the exporter chose to quantize the file, when its format records it (a reader with
-    `quantization_choice`: the .onnx int8 candidates measured and the one kept), else None."""
-    p = _existing(path)
-    read = getattr(reader_for_path(p, "cannot read"), "quantization_choice", None)
-    return read(p) if read is not None else None
 
 
 def is_sparse_encoded(path: str | Path) -> bool:

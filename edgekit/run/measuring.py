@@ -8,7 +8,7 @@ none of whose runtimes is named still gets its size and parameter count, but no 
 from __future__ import annotations
 
 from edgekit.evaluate import classification_metrics, measure_file, regression_metrics
-from edgekit.formats.files import file_size, is_sparse_encoded, param_count, quantization_choice, weight_sparsity
+from edgekit.formats.files import file_size, is_sparse_encoded, param_count, weight_sparsity
 from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
 from edgekit.progress import to_absolute
@@ -38,10 +38,8 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
         runtimes = [runtime for runtime in fmt.runtimes if runtime in ctx.recipe.evaluate.runtimes]
         base = {"name": export.path.name, "role": export.role, "format": export.fmt,
                 "runtime": runtimes[0] if runtimes else fmt.default_runtime,
-                "precision": export.precision, "io_type": export.io, "layout": export.layout}
-        choice = quantization_choice(export.path)
-        if choice is not None:  # how the exporter chose to quantize this file (e.g. .onnx int8 candidates)
-            base["quantization_choice"] = choice
+                "precision": export.precision, "io_type": export.io, "layout": export.layout,
+                **export.facts}  # what the exporter measured of the file (the .onnx int8 quantization_choice)
         if not runtimes:
             entries.append({**base, **file_size(export.path), "params": param_count(export.path),
                             "runtime": None, "latency_ms": None, **_sparsity(export.path)})

@@ -4,7 +4,7 @@ Tiny torch models are exported to float .onnx and quantized by edgekit's int8 pl
 are on the structure ONNX Runtime's CPU provider then executes (its optimized graph) and on the
 file, never on timings: a CNN runs QLinearConv and no float Conv, a Transformer encoder's
 constant-weight MatMuls run as integer kernels, an nn.LSTM stores int8 W / R (DynamicQuantizeLSTM)
-and is at most 0.35x its float bytes, and the measured choice is recorded in the file and the card.
+and is at most 0.35x its float bytes, and the measured choice reaches the report and the card.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from torch import nn  # noqa: E402
 
-from edgekit.formats.files import quantization_choice  # noqa: E402
 from edgekit.formats.inspect import inspect_model  # noqa: E402
 from edgekit.formats.onnx.quantize import quantize_onnx  # noqa: E402
 from edgekit.formats.onnx.torch import to_onnx  # noqa: E402
@@ -31,13 +30,15 @@ pytestmark = pytest.mark.slow
 INT8 = plan_for("int8", "float32")
 
 
-def _int8(model: nn.Module, samples: np.ndarray, tmp: Path, channels_last=None) -> tuple[Path, Path]:
-    """(float .onnx, int8 .onnx) of `model`; `channels_last` is the writer's (NHWC) view of image samples."""
+def _int8(model: nn.Module, samples: np.ndarray, tmp: Path, channels_last=None) -> tuple[Path, Path, dict]:
+    """(float .onnx, int8 .onnx, the exporter's record of its choice) of `model`; `channels_last` is
+    the writer's (NHWC) view of image samples."""
     torch.manual_seed(0)
     model.eval()
     float_file = to_onnx(model, tmp / "float.onnx", channels_last if channels_last is not None else samples)
-    int8_file = quantize_onnx(float_file, tmp / "int8.onnx", INT8, samples, threads=1)
-    return float_file, int8_file
+    facts: dict = {}
+    int8_file = quantize_onnx(float_file, tmp / "int8.onnx", INT8, samples, threads=1, facts=facts)
+    return float_file, int8_file, facts["quantization_choice"]
 
 
 def _optimized(path: Path, tmp: Path):
@@ -58,12 +59,11 @@ def test_cnn_int8_runs_integer_convolutions_only(tmp_path):
                           nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4))
     samples = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
-    float_file, int8_file = _int8(model, samples, tmp_path, samples.transpose(0, 2, 3, 1))
+    float_file, int8_file, record = _int8(model, samples, tmp_path, samples.transpose(0, 2, 3, 1))
     ops = [n.op_type for n in _optimized(int8_file, tmp_path).node]
     assert ops.count("QLinearConv") + ops.count("ConvInteger") == 3, ops
     assert not {"Conv", "FusedConv", "NchwcConv"} & set(ops), ops
 
-    record = quantization_choice(int8_file)
     assert record["chosen"] in {c.name for c in CANDIDATES}
     assert [c["name"] for c in record["candidates"]] == [c.name for c in CANDIDATES]
     chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
@@ -72,11 +72,12 @@ def test_cnn_int8_runs_integer_convolutions_only(tmp_path):
 
     # the report's artifact entry carries the record (run/measuring.py) and the card repeats it
     artifact = {"name": int8_file.name, "role": "final", "format": "onnx", "precision": "int8",
-                "quantization_choice": quantization_choice(int8_file)}
+                "quantization_choice": record}
     card = model_card({"name": "cnn", "task": "classification", "artifacts": [artifact]}, "0" * 64, {}, None,
                       tmp_path)
     assert card["models"]["onnx"]["quantization_choice"]["chosen"] == record["chosen"]
-    assert quantization_choice(float_file) is None
+    # the file itself holds no timings: the same model gives the same bytes
+    assert all("p50" not in prop.value for prop in onnx.load(str(int8_file)).metadata_props)
 
 
 class _Encoder(nn.Module):
@@ -92,7 +93,7 @@ class _Encoder(nn.Module):
 
 def test_transformer_constant_weight_matmuls_become_integer_kernels(tmp_path):
     samples = np.random.default_rng(0).standard_normal((8, 12, 8)).astype(np.float32)
-    _, int8_file = _int8(_Encoder(), samples, tmp_path)
+    _, int8_file, record = _int8(_Encoder(), samples, tmp_path)
     graph = _optimized(int8_file, tmp_path)
     constants = _constants(graph)
     integer = [n.op_type for n in graph.node if n.op_type in {"QLinearMatMul", "QGemm", "MatMulInteger",
@@ -102,7 +103,7 @@ def test_transformer_constant_weight_matmuls_become_integer_kernels(tmp_path):
     float_with_weights = [n.name for n in graph.node
                           if n.op_type in {"MatMul", "FusedMatMul", "Gemm", "FusedGemm"} and n.input[1] in constants]
     assert float_with_weights == []
-    assert quantization_choice(int8_file)["chosen"] in {c.name for c in CANDIDATES}
+    assert record["chosen"] in {c.name for c in CANDIDATES}
 
 
 class _Recurrent(nn.Module):
@@ -120,7 +121,7 @@ def test_lstm_int8_stores_int8_recurrent_weights(tmp_path):
     model = _Recurrent()
     assert sum(p.numel() for p in model.parameters()) >= 50_000
     samples = np.random.default_rng(0).standard_normal((8, 10, 16)).astype(np.float32)
-    float_file, int8_file = _int8(model, samples, tmp_path)
+    float_file, int8_file, record = _int8(model, samples, tmp_path)
     assert int8_file.stat().st_size <= 0.35 * float_file.stat().st_size
 
     proto = onnx.load(str(int8_file))
@@ -131,7 +132,7 @@ def test_lstm_int8_stores_int8_recurrent_weights(tmp_path):
 
     facts = inspect_model(int8_file, top=2)  # what `edgekit inspect` prints: the two LSTM weights, int8
     assert [t["dtype"] for t in facts["tensors_by_size"]] == ["int8", "int8"]
-    assert "DynamicQuantizeLSTM" in quantization_choice(int8_file)["recurrent"]
+    assert "DynamicQuantizeLSTM" in record["recurrent"]
     session = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
     reference = model(torch.from_numpy(samples[:1])).detach().numpy()
     assert np.argmax(session.run(None, {"input": samples[:1]})[0]) == np.argmax(reference)
@@ -155,12 +156,13 @@ def test_keras_inverted_residual_int8_fuses_depthwise_convs_and_adds(tmp_path):
     model = tf.keras.Model(inputs, outputs)
     samples = np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32)
     float_file = keras_to_onnx(model, tmp_path / "float.onnx")
-    int8_file = quantize_onnx(float_file, tmp_path / "int8.onnx", INT8, samples, threads=1)
+    facts: dict = {}
+    int8_file = quantize_onnx(float_file, tmp_path / "int8.onnx", INT8, samples, threads=1, facts=facts)
     ops = [n.op_type for n in _optimized(int8_file, tmp_path).node]
     assert ops.count("QLinearConv") == 7 and ops.count("QLinearAdd") == 2, ops
     assert not {"Conv", "FusedConv", "NchwcConv", "Add"} & set(ops), ops
-    chosen = quantization_choice(int8_file)
-    assert next(c for c in chosen["candidates"] if c["name"] == chosen["chosen"])["float_ops"] == {}
+    record = facts["quantization_choice"]
+    assert next(c for c in record["candidates"] if c["name"] == record["chosen"])["float_ops"] == {}
 
 
 def test_gru_int8_stores_int8_weights_that_ort_dequantizes(tmp_path):
@@ -169,7 +171,7 @@ def test_gru_int8_stores_int8_weights_that_ort_dequantizes(tmp_path):
     model = _Recurrent(nn.GRU, 128)
     assert sum(p.numel() for p in model.parameters()) >= 50_000
     samples = np.random.default_rng(0).standard_normal((8, 10, 16)).astype(np.float32)
-    float_file, int8_file = _int8(model, samples, tmp_path)
+    float_file, int8_file, record = _int8(model, samples, tmp_path)
     assert int8_file.stat().st_size <= 0.35 * float_file.stat().st_size
     proto = onnx.load(str(int8_file))
     producers = {o: n for n in proto.graph.node for o in n.output}
@@ -178,7 +180,7 @@ def test_gru_int8_stores_int8_weights_that_ort_dequantizes(tmp_path):
     for weight in gru.input[1:3]:
         assert producers[weight].op_type == "DequantizeLinear"
         assert types[producers[weight].input[0]] == onnx.TensorProto.INT8
-    assert "computed in float" in quantization_choice(int8_file)["recurrent"]
+    assert "computed in float" in record["recurrent"]
     session = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
     reference = model(torch.from_numpy(samples[:1])).detach().numpy()
     assert np.argmax(session.run(None, {"input": samples[:1]})[0]) == np.argmax(reference)

@@ -4,8 +4,8 @@
   calibration samples the .tflite used, per-channel weights unless `per_channel: false`. The
   activation type and the ops quantized are chosen by timing a few candidates on ONNX Runtime
   (`edgekit.formats.onnx.tuning`); LSTMs, which static QDQ leaves float, get int8 weights by dynamic
-  quantization in the same file (`edgekit.formats.onnx.recurrent`). The choice is stored in the
-  file's metadata (`edgekit.formats.onnx.reader.quantization_choice`).
+  quantization in the same file (`edgekit.formats.onnx.recurrent`). The measured choice goes to the
+  report (`quantize_onnx`'s `facts`).
 - dynamic: int8 weights, activations quantized at run time (`quantize_dynamic`).
 - float16: weights and compute in float16, float32 inputs and outputs kept.
 
@@ -17,36 +17,20 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from edgekit.errors import StageError
 from edgekit.formats.onnx.recurrent import quantize_recurrent, recurrent_ops
 from edgekit.formats.onnx.recurrent import note as recurrent_note
-from edgekit.formats.onnx.reader import QUANTIZATION_KEY as METADATA_KEY
 from edgekit.formats.onnx.tuning import choose, prepare
 from edgekit.precision import Dynamic, Float16, Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 
-def _record(path: Path, record: dict) -> None:
-    """Store the int8 choice in the file's metadata (`reader.QUANTIZATION_KEY`, JSON), where the report,
-    the model card and `reader.quantization_choice` read it."""
-    import json
-
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)  # external weights stay where they are
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(record, sort_keys=True)
-    onnx.save(model, str(path))
-
-
-def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> None:
+def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> dict:
+    """The measured static QDQ variant (`tuning.choose`), with int8 recurrent weights; returns the record."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         how = prepare(source, prepared)
@@ -54,7 +38,7 @@ def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: in
         finish = quantize_recurrent if found else None
         record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish)
     record.update(prepared=how, recurrent=recurrent_note(found))
-    _record(target, record)
+    return record
 
 
 def _dynamic(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> None:
@@ -79,21 +63,25 @@ def _float16(source: Path, target: Path, plan, calibration: np.ndarray, threads:
 
 
 #: plan class -> ONNX Runtime quantization realizing it (the same for every framework's float file)
-PLANS: dict[type[Plan], Callable[..., None]] = {
+PLANS: dict[type[Plan], Callable[..., Optional[dict]]] = {
     Int8: _int8, Dynamic: _dynamic, Float16: _float16,
 }
 
 
-def quantize_onnx(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> Path:
+def quantize_onnx(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1,
+                  facts: Optional[dict] = None) -> Path:
     """Write the quantized form of the float model `source` to `target`; int8 candidates are timed
-    with `threads` threads (the recipe's latency setting)."""
+    with `threads` threads (the recipe's latency setting) and their record is put in
+    `facts["quantization_choice"]`."""
     try:
         with native_stderr_silenced():
-            PLANS[type(plan)](Path(source), Path(target), plan, calibration, threads)
+            record = PLANS[type(plan)](Path(source), Path(target), plan, calibration, threads)
     except StageError:
         raise
     except Exception as exc:
         raise StageError("export", f"ONNX Runtime {plan.precision} quantization of {Path(source).name} "
                                    f"failed: {str(exc).strip()[:600]}") from exc
+    if record is not None and facts is not None:
+        facts["quantization_choice"] = record
     return Path(target)
 

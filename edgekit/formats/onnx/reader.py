@@ -14,8 +14,6 @@ import numpy as np
 
 from edgekit.errors import InputError
 
-#: metadata_props key under which the int8 exporter records how it quantized the file (JSON)
-QUANTIZATION_KEY = "edgekit.quantization"
 # ONNX ops whose inputs 1 and 2 are quantization parameters, not weights.
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -196,11 +194,3 @@ def is_sparse_encoded(path: Path) -> bool:
     """True when a graph stores a sparse_initializer."""
     return any(len(graph.sparse_initializer) for graph in _graphs(_load_onnx(path).graph))
 
-
-def quantization_choice(path: Path) -> dict | None:
-    """How edgekit quantized the file (`edgekit.formats.onnx.tuning`: the int8 candidates measured,
-    their p50 and bytes, the one chosen and why), read from its metadata; None when not recorded."""
-    import json
-
-    value = next((p.value for p in _load_onnx(path).metadata_props if p.key == QUANTIZATION_KEY), None)
-    return json.loads(value) if value else None

@@ -12,8 +12,8 @@ gives the same file. Each candidate is also described by the ops ONNX Runtime's 
 then runs: integer kernels, and the weight-bearing ops left in float.
 
 The choice, every candidate's p50 and bytes and why one was kept, is returned as a dict that the
-exporter stores in the file's metadata (`edgekit.formats.onnx.reader.QUANTIZATION_KEY`), whence the
-report and the model card read it.
+exporter hands to the report (`quantization_choice` of the artifact entry) and the model card. It is
+not stored in the file: its timings differ from run to run, and the same model must give the same bytes.
 """
 
 from __future__ import annotations
