@@ -193,4 +193,3 @@ def model_files(path: Path) -> list[Path]:
 def is_sparse_encoded(path: Path) -> bool:
     """True when a graph stores a sparse_initializer."""
     return any(len(graph.sparse_initializer) for graph in _graphs(_load_onnx(path).graph))
-
