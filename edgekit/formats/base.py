@@ -96,9 +96,10 @@ class Format:
     run its files, the default first; evaluation measures a file on every one the recipe names.
 
     `writers`: framework -> Writer. `exporter` ("module:function"): the format's export flow, called
-    as `export(artifact, path, options, written) -> list of warnings` (`written` is this format's own
-    memory across the calls of one run). `reader`: module with `model_files`, `param_count`,
-    `weight_layers` and `is_sparse_encoded` of a file. `inspector` ("module:function"): the
+    as `export(artifact, path, options, written, facts) -> list of warnings` (`written` is this format's
+    own memory across the calls of one run; `facts` a dict the exporter fills with what the report
+    should say about the file, e.g. the .onnx int8 `quantization_choice`). `reader`: module with
+    `model_files`, `param_count`, `weight_layers` and `is_sparse_encoded` of a file. `inspector` ("module:function"): the
     format-specific part of `edgekit inspect`; `gpu_check` ("module:function", or "" when the format
     has none): the GPU delegate verdict. `float_io`: the files keep float32 inputs and outputs
     whatever the precision plan."""
@@ -134,5 +135,6 @@ class Format:
         """Type of the inputs and outputs of a file written with `plan` (None: float)."""
         return "float32" if plan is None or self.float_io else plan.io
 
-    def export(self, artifact, path, options: ExportOptions, written: dict) -> list[str]:
-        return load(self.exporter)(artifact, path, options, written)
+    def export(self, artifact, path, options: ExportOptions, written: dict,
+               facts: dict | None = None) -> list[str]:
+        return load(self.exporter)(artifact, path, options, written, {} if facts is None else facts)

@@ -49,6 +49,7 @@ def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: li
             "inputs": (artifact.get("io") or {}).get("inputs", []),
             "outputs": (artifact.get("io") or {}).get("outputs", []),
             "bytes": artifact.get("bytes"),
+            **({"quantization_choice": artifact["quantization_choice"]} if "quantization_choice" in artifact else {}),
             **facts,
         }
     return {

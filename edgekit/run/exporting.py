@@ -7,7 +7,7 @@ calibration samples, so both shipped files are quantized alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.artifact import Artifact
@@ -23,6 +23,7 @@ class Export:
     precision: str  # float32 | int8 | dynamic | float16
     io: str  # type of the inputs and outputs of the file
     layout: str = "nhwc"  # layout of the file's image input: nhwc | nchw
+    facts: dict = field(default_factory=dict)  # what the exporter reports of the file (quantization_choice)
 
 
 def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
@@ -39,9 +40,10 @@ def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
             path = ctx.workdir / f"{stem}{fmt.suffix}"
             with ctx.stage(f"export {path.name}", f"{precision}, {fmt.name}") as record, \
                     ctx.progress.task(f"export {path.name} ({precision}, calibrate and convert)", 1) as done:
-                ctx.warnings.extend(fmt.export(artifact, path, options, written.setdefault(fmt.name, {})))
+                facts: dict = {}
+                ctx.warnings.extend(fmt.export(artifact, path, options, written.setdefault(fmt.name, {}), facts))
                 done(1)
                 record["metrics"]["bytes"] = path.stat().st_size
             layout = fmt.writer(artifact.framework).input_layout(channels_last)
-            exports.append(Export(role, fmt.name, path, precision, fmt.io_of(artifact.plan), layout))
+            exports.append(Export(role, fmt.name, path, precision, fmt.io_of(artifact.plan), layout, facts))
     return exports

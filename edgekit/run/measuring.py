@@ -38,7 +38,8 @@ def measure_exports(exports, reference, ctx) -> list[dict]:
         runtimes = [runtime for runtime in fmt.runtimes if runtime in ctx.recipe.evaluate.runtimes]
         base = {"name": export.path.name, "role": export.role, "format": export.fmt,
                 "runtime": runtimes[0] if runtimes else fmt.default_runtime,
-                "precision": export.precision, "io_type": export.io, "layout": export.layout}
+                "precision": export.precision, "io_type": export.io, "layout": export.layout,
+                **export.facts}  # what the exporter measured of the file (the .onnx int8 quantization_choice)
         if not runtimes:
             entries.append({**base, **file_size(export.path), "params": param_count(export.path),
                             "runtime": None, "latency_ms": None, **_sparsity(export.path)})

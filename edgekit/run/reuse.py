@@ -119,7 +119,7 @@ def store_exports(cache, key: str, exports: list[Export], teacher_entry: dict, t
         np.save(directory / "teacher_outputs.npy", teacher_outputs)
 
     meta = {"exports": [{"role": e.role, "fmt": e.fmt, "file": e.path.name, "precision": e.precision,
-                         "io": e.io, "layout": e.layout} for e in exports],
+                         "io": e.io, "layout": e.layout, "facts": e.facts} for e in exports],
             "teacher": teacher_entry, "stages": stages}
     return cache.store(key, meta, write)
 
@@ -132,8 +132,8 @@ def restore_exports(cache, key: str, workdir: Path):
     start = time.perf_counter()
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        exports = [Export(e["role"], e["fmt"], workdir / e["file"], e["precision"], e["io"], e["layout"])
-                   for e in meta["exports"]]
+        exports = [Export(e["role"], e["fmt"], workdir / e["file"], e["precision"], e["io"], e["layout"],
+                          e.get("facts", {})) for e in meta["exports"]]
         outputs = np.load(entry / "teacher_outputs.npy", allow_pickle=False)
         for path in (entry / "files").iterdir():
             shutil.copy2(path, workdir / path.name)

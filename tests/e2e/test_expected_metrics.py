@@ -11,7 +11,11 @@ size would move by a byte if a name gained a digit). Those are under "tolerance_
 values seen and must stay within "tolerance". Re-record the file
 only when a change of results is intended; so far once: the torch .onnx files lost the stack traces
 torch.onnx writes into node metadata (absolute paths of the build machine), which made
-digits_torch's baseline.onnx 2,866 and model.onnx 3,043 bytes smaller, every other figure unchanged.
+digits_torch's baseline.onnx 2,866 and model.onnx 3,043 bytes smaller, every other figure unchanged;
+then the int8 .onnx files, quantized with the variant ONNX Runtime runs fastest (U8S8 here), with short
+tensor names and no torch.onnx node metadata: quickstart's model.onnx 166,708 -> 160,861 bytes,
+tiny_sww's 77,222 -> 66,151, digits_torch's 51,867 -> 44,667 (and their gzip sizes), accuracy and
+agreement unchanged.
 """
 
 from __future__ import annotations

@@ -34,3 +34,15 @@ def test_an_lstm_teacher_compresses_to_int8_tflite_and_onnx(tmp_path):
     inspected = run_edgekit("inspect", str(out / "model.tflite"), "--json").json()
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in inspected["ops"]
     assert inspected["inputs"][0]["shape"][0] == 1
+
+    # the .onnx keeps the LSTM's W / R in int8 (DynamicQuantizeLSTM), and the report says how it was chosen
+    onnx_facts = run_edgekit("inspect", str(out / "model.onnx"), "--json").json()
+    assert "com.microsoft.DynamicQuantizeLSTM" in onnx_facts["ops"] and "LSTM" not in onnx_facts["ops"]
+    assert onnx_facts["tensors_by_size"][0]["dtype"] == "int8"  # R, the largest tensor
+    import onnx
+
+    proto = onnx.load(str(out / "model.onnx"))
+    lstm = next(n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM")
+    types = {t.name: t.data_type for t in proto.graph.initializer}
+    assert [types[name] for name in lstm.input[1:3]] == [onnx.TensorProto.INT8] * 2  # W and R
+    assert "DynamicQuantizeLSTM" in artifact_of(report, "model.onnx")["quantization_choice"]["recurrent"]

@@ -20,8 +20,10 @@ from edgekit.formats.onnx.quantize import quantize_onnx
 from edgekit.layouts import to_layout
 
 
-def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict) -> list[str]:
-    """Write `path`; `written` remembers the float files of this run by model (id)."""
+def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict,
+           facts: dict | None = None) -> list[str]:
+    """Write `path`; `written` remembers the float files of this run by model (id); `facts` gets the
+    int8 `quantization_choice` (see `edgekit.formats.onnx.tuning`)."""
     writer = FORMAT.writer(artifact.framework)
     write = writer.load()
     plan = artifact.plan
@@ -37,5 +39,5 @@ def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         if source is None:
             source = write(Artifact(artifact.framework, model), Path(tmp) / "float.onnx", options.calibration)
-        quantize_onnx(source, path, plan, calibration)
+        quantize_onnx(source, path, plan, calibration, options.threads, facts)
     return []

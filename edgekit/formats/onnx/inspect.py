@@ -48,7 +48,8 @@ _NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16"}
 _BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 _INTEGER_OPS = {"QGemm", "QAttention", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear",
-                "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "MatMulNBits", "GatherBlockQuantized"}
+                "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "MatMulNBits", "GatherBlockQuantized",
+                "DynamicQuantizeLSTM"}
 _WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 _NO_COMPUTE = {"Constant", "ConstantOfShape", "Shape", "Size", "Identity", "Range", "Dropout", "Cast",
                "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Gather",

@@ -1,7 +1,11 @@
 """Quantize a float .onnx with ONNX Runtime, following the precision plan (`PLANS`, by plan class).
 
 - int8: static QDQ quantization (int8 weights and activations), calibrated with MinMax on the same
-  calibration samples the .tflite used, per-channel weights unless `per_channel: false`.
+  calibration samples the .tflite used, per-channel weights unless `per_channel: false`. The
+  activation type and the ops quantized are chosen by timing a few candidates on ONNX Runtime
+  (`edgekit.formats.onnx.tuning`); LSTMs, which static QDQ leaves float, get int8 weights by dynamic
+  quantization in the same file (`edgekit.formats.onnx.recurrent`). The measured choice goes to the
+  report (`quantize_onnx`'s `facts`).
 - dynamic: int8 weights, activations quantized at run time (`quantize_dynamic`).
 - float16: weights and compute in float16, float32 inputs and outputs kept.
 
@@ -11,64 +15,46 @@ The model keeps float32 inputs and outputs in every case (QDQ), which ONNX Runti
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from edgekit.errors import StageError
+from edgekit.formats.onnx.recurrent import quantize_recurrent, recurrent_ops
+from edgekit.formats.onnx.recurrent import note as recurrent_note
+from edgekit.formats.onnx.tuning import choose, prepare
 from edgekit.precision import Dynamic, Float16, Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 
-class _Calibration:
-    """ONNX Runtime's CalibrationDataReader over a numpy array, one sample at a time."""
-
-    def __init__(self, input_name: str, samples: np.ndarray):
-        self._feeds = iter([{input_name: samples[i:i + 1].astype(np.float32)} for i in range(len(samples))])
-
-    def get_next(self):
-        return next(self._feeds, None)
-
-    def rewind(self):  # required by newer ORT readers; calibration reads the data once
-        pass
-
-
-def _input_name(path: Path) -> str:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    initializers = {t.name for t in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in initializers)
-
-
-def _int8(source: Path, target: Path, plan, calibration: np.ndarray) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
+def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> dict:
+    """The measured static QDQ variant (`tuning.choose`), with int8 recurrent weights; returns the record."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # pre-processing only optimises; quantize the original when it cannot run
-            shutil.copyfile(source, prepared)
-        quantize_static(
-            str(prepared), str(target), _Calibration(_input_name(source), calibration),
-            quant_format=QuantFormat.QDQ, per_channel=plan.per_channel,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        how = prepare(source, prepared)
+        found = recurrent_ops(prepared)
+        finish = quantize_recurrent if found else None
+        record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish)
+    record.update(prepared=how, recurrent=recurrent_note(found))
+    return record
 
 
-def _dynamic(source: Path, target: Path, plan, calibration: np.ndarray) -> None:
+def _dynamic(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> None:
+    """quantize_dynamic; a model with recurrent ops is pre-processed first, which folds a torch LSTM's
+    reordered weights into the constants the dynamic LSTM quantizer needs."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=plan.per_channel)
+    with tempfile.TemporaryDirectory() as tmp:
+        if recurrent_ops(source):
+            prepared = Path(tmp) / "prepared.onnx"
+            prepare(source, prepared)
+            source = prepared
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=plan.per_channel)
 
 
-def _float16(source: Path, target: Path, plan, calibration: np.ndarray) -> None:
+def _float16(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -77,19 +63,25 @@ def _float16(source: Path, target: Path, plan, calibration: np.ndarray) -> None:
 
 
 #: plan class -> ONNX Runtime quantization realizing it (the same for every framework's float file)
-PLANS: dict[type[Plan], Callable[[Path, Path, Plan, np.ndarray], None]] = {
+PLANS: dict[type[Plan], Callable[..., Optional[dict]]] = {
     Int8: _int8, Dynamic: _dynamic, Float16: _float16,
 }
 
 
-def quantize_onnx(source: Path, target: Path, plan, calibration: np.ndarray) -> Path:
-    """Write the quantized form of the float model `source` to `target`."""
+def quantize_onnx(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1,
+                  facts: Optional[dict] = None) -> Path:
+    """Write the quantized form of the float model `source` to `target`; int8 candidates are timed
+    with `threads` threads (the recipe's latency setting) and their record is put in
+    `facts["quantization_choice"]`."""
     try:
         with native_stderr_silenced():
-            PLANS[type(plan)](Path(source), Path(target), plan, calibration)
+            record = PLANS[type(plan)](Path(source), Path(target), plan, calibration, threads)
     except StageError:
         raise
     except Exception as exc:
         raise StageError("export", f"ONNX Runtime {plan.precision} quantization of {Path(source).name} "
                                    f"failed: {str(exc).strip()[:600]}") from exc
+    if record is not None and facts is not None:
+        facts["quantization_choice"] = record
     return Path(target)
+

@@ -17,8 +17,10 @@ from edgekit.formats.tflite import FORMAT
 from edgekit.layouts import to_layout
 
 
-def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict) -> list[str]:
-    """Write `path`; the warnings say why a sparse file asked for was written dense."""
+def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict,
+           facts: dict | None = None) -> list[str]:
+    """Write `path`; the warnings say why a sparse file asked for was written dense. The converter
+    makes no measured choice, so `facts` is left as it is."""
     writer = FORMAT.writer(artifact.framework)
     write = writer.load()
     write(artifact, path, options.calibration, channels_last=options.channels_last)

@@ -1,0 +1,219 @@
+"""Choose how an .onnx file is statically quantized by what ONNX Runtime then runs fastest on this CPU.
+
+ONNX Runtime's CPU provider turns DequantizeLinear -> op -> QuantizeLinear into an integer kernel
+(QLinearConv, QLinearMatMul, QGemm, QLinearAdd, ...) only for some ops and types: on x86, int8
+(S8S8) activations leave Add, Mul and depthwise Conv in float between Q/DQ pairs, which makes an
+int8 MobileNetV2 or Transformer slower than its float file, while uint8 activations with int8
+weights (U8S8, ORT's documented x86 default) fuse them. Which variant wins depends on the CPU and
+the model, so a few candidates (`CANDIDATES`) are quantized and timed on the calibration samples
+(batch 1, the recipe's thread count), against the float file, and the fastest is kept; the first
+candidate is kept unless another is clearly faster (`MARGIN`), so the same model on the same CPU
+gives the same file. Each candidate is also described by the ops ONNX Runtime's optimized graph
+then runs: integer kernels, and the weight-bearing ops left in float.
+
+The choice, every candidate's p50 and bytes and why one was kept, is returned as a dict that the
+exporter hands to the report (`quantization_choice` of the artifact entry) and the model card. It is
+not stored in the file: its timings differ from run to run, and the same model must give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.formats.onnx.compact import compact
+
+MARGIN = 0.9  # another candidate replaces the first only when its p50 is below MARGIN x the first's
+TIMING_SECONDS = 0.3  # per file, after warm-up: MIN_RUNS for a big model, hundreds for a small one
+WARMUP, MIN_RUNS, MAX_RUNS = 5, 10, 5000
+WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# ops of ORT's optimized CPU graph that compute with int8 weights (QDQ fusions and dynamic quantization)
+INTEGER_KERNELS = {"QGemm", "QAttention", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
+                   "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+# weight-bearing float ops ORT may leave (or fuse into) in its optimized CPU graph
+FLOAT_COMPUTE = {"Conv", "ConvTranspose", "FusedConv", "NchwcConv", "MatMul", "FusedMatMul", "Gemm",
+                 "FusedGemm", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention", "Einsum"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One static QDQ configuration: activation type, and whether only weight ops are quantized
+    (Conv / Gemm / MatMul with a constant weight; activation x activation MatMuls and the rest stay
+    float, which saves the Q/DQ pairs around ops that have no integer kernel)."""
+
+    name: str
+    activations: str  # "uint8" | "int8" (weights are always int8)
+    weights_only: bool = False
+
+
+CANDIDATES = (
+    Candidate("U8S8", "uint8"),
+    Candidate("S8S8", "int8"),
+    Candidate("U8S8 weight ops only", "uint8", weights_only=True),
+)
+
+
+class Calibration:
+    """ONNX Runtime's CalibrationDataReader over a numpy array, one sample at a time."""
+
+    def __init__(self, input_name: str, samples: np.ndarray):
+        self._feeds = iter([{input_name: samples[i:i + 1].astype(np.float32)} for i in range(len(samples))])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+    def rewind(self):  # required by newer ORT readers; calibration reads the data once
+        pass
+
+
+def input_name(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in initializers)
+
+
+def prepare(source: Path, target: Path) -> str:
+    """`quant_pre_process` (shape inference, constant folding, ORT's basic fusions such as Conv+BN),
+    which also folds a torch LSTM's reordered weights into constants; the source as it is when it
+    cannot run. Returns how the file was prepared, for the record."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+        return "quant_pre_process"
+    except Exception as exc:  # pre-processing only optimises; quantize the original when it cannot run
+        shutil.copyfile(source, target)
+        return f"none (quant_pre_process failed: {type(exc).__name__})"
+
+
+def _excluded(path: Path, candidate: Candidate) -> list[str]:
+    """Nodes a weights-only candidate leaves float: MatMuls whose second input is not a constant."""
+    if not candidate.weights_only:
+        return []
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and (len(n.input) < 2 or n.input[1] not in constants)]
+
+
+def quantize(prepared: Path, target: Path, candidate: Candidate, per_channel: bool, name: str,
+             calibration: np.ndarray) -> None:
+    """Static QDQ quantization of `prepared` to `target` as `candidate` says, MinMax-calibrated."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    activation = QuantType.QUInt8 if candidate.activations == "uint8" else QuantType.QInt8
+    quantize_static(
+        str(prepared), str(target), Calibration(name, calibration),
+        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+        activation_type=activation, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        op_types_to_quantize=list(WEIGHT_OPS) if candidate.weights_only else None,
+        nodes_to_exclude=_excluded(prepared, candidate),
+    )
+
+
+def measure(path: Path, samples: np.ndarray, threads: int) -> dict:
+    """p50 (ms) of `path` on ONNX Runtime's CPU provider, batch 1, and the ops of its optimized graph
+    that run integer kernels or stay float (`int8_kernels`, `float_ops`: op type -> count)."""
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-ort-") as tmp:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
+        options.log_severity_level = 3
+        options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
+    feed_name = session.get_inputs()[0].name
+    feeds = [{feed_name: samples[i:i + 1].astype(np.float32)} for i in range(max(1, min(len(samples), 8)))]
+    for i in range(WARMUP):
+        session.run(None, feeds[i % len(feeds)])
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < MIN_RUNS or (len(times) < MAX_RUNS and time.perf_counter() - started < TIMING_SECONDS):
+        feed = feeds[len(times) % len(feeds)]
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    kernels: dict[str, int] = {}
+    floats: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type.startswith("QLinear") or node.op_type in INTEGER_KERNELS:
+            kernels[node.op_type] = kernels.get(node.op_type, 0) + 1
+        elif node.op_type in FLOAT_COMPUTE:
+            floats[node.op_type] = floats.get(node.op_type, 0) + 1
+    return {"p50_ms": float(np.median(times)) * 1e3, "int8_kernels": kernels, "float_ops": floats}
+
+
+def cpu_int8_features() -> list[str]:
+    """The CPU's int8 dot-product extensions (x86 VNNI / AMX, Arm dot product / i8mm) from /proc/cpuinfo;
+    they decide which activation type ONNX Runtime's integer kernels run fastest."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags.update(line.split(":", 1)[1].split())
+    wanted = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+    return [flag for flag in wanted if flag in flags]
+
+
+def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, calibration: np.ndarray,
+           threads: int, finish=None) -> dict:
+    """Quantize `prepared` as every candidate, time each (after `finish(path)`, e.g. the recurrent
+    step, when given, and `compact`) against `float_file`, copy the chosen one to `target` and return
+    the record."""
+    name = input_name(prepared)
+    baseline = measure(float_file, calibration, threads)
+    float_bytes = float_file.stat().st_size
+    rows, best, why = [], None, ""
+    with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
+        for index, candidate in enumerate(CANDIDATES):
+            path = Path(tmp) / f"candidate{index}.onnx"
+            try:
+                quantize(prepared, path, candidate, per_channel, name, calibration)
+                if finish is not None:
+                    finish(path)
+                compact(path)
+                measured = measure(path, calibration, threads)
+            except Exception as exc:  # a variant ORT cannot quantize or load is skipped, and said so
+                rows.append({"name": candidate.name, "failed": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                continue
+            size = path.stat().st_size
+            rows.append({"name": candidate.name, "activations": candidate.activations, "weights": "int8",
+                         "scope": "weight ops only" if candidate.weights_only else "all supported ops",
+                         "p50_ms": round(measured["p50_ms"], 4),
+                         "p50_vs_float": round(measured["p50_ms"] / baseline["p50_ms"], 3),
+                         "bytes": size, "bytes_vs_float": round(size / float_bytes, 3),
+                         "int8_kernels": measured["int8_kernels"], "float_ops": measured["float_ops"],
+                         "_path": path})
+            if best is None:
+                best = rows[-1]
+                why = f"{candidate.name} is the first candidate that ran, and no other ran below {MARGIN}x its p50"
+            elif measured["p50_ms"] < MARGIN * best["p50_ms"]:
+                why = f"{candidate.name} ran below {MARGIN}x the p50 of {best['name']}"
+                best = rows[-1]
+        if best is None:
+            raise RuntimeError("every int8 candidate failed: " + "; ".join(r["failed"] for r in rows))
+        shutil.copyfile(best["_path"], target)
+    for row in rows:
+        row.pop("_path", None)
+    return {"method": "static QDQ (ONNX Runtime quantize_static, MinMax)", "chosen": best["name"],
+            "why": why + f" on this CPU (1 sample per run, {threads} thread(s))",
+            "per_channel": per_channel, "cpu_int8_features": cpu_int8_features(),
+            "float_p50_ms": round(baseline["p50_ms"], 4), "float_bytes": float_bytes,
+            "float_ops_of_float_file": baseline["float_ops"], "candidates": rows}
