@@ -12,16 +12,26 @@ from edgekit.artifact import Artifact
 from edgekit.formats.inspect import inspect_model
 from edgekit.formats.registry import get_format
 from edgekit.formats.tflite.attention import has_attention
-from edgekit.formats.tflite.delegation import _partitions, delegation
 from edgekit.formats.tflite.inspect import _Graph
 from edgekit.recipe import QuantizeConfig
 from edgekit.runtimes import get_runtime
+from edgekit.runtimes.litert import _undelegated
 
 TOKENS, FEATURES = 8, 8
 
 
 def samples(n=64, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, 1, (n, TOKENS, FEATURES)).astype(np.float32)
+
+
+def delegation(path) -> dict:
+    """XNNPACK partitions and the ops LiteRT leaves to its builtin kernels, as its session describes them."""
+    session = get_runtime("litert").open(path, threads=1)
+    try:
+        found = session.describe()
+    finally:
+        session.close()
+    return {"partitions": found["delegate_nodes"], "builtin_ops": found["undelegated_ops"]}
 
 
 def op_types(path) -> dict:
@@ -140,6 +150,4 @@ def test_delegation_finds_the_ops_between_partitions():
         {"index": 4, "op_name": "DELEGATE", "inputs": [0, 10], "outputs": [1]},
         {"index": 5, "op_name": "DELEGATE", "inputs": [2, 11, 12], "outputs": [4]},
     ]
-    count, builtin = _partitions(ops)
-    assert count == 2
-    assert [op["op_name"] for op in builtin] == ["SOFTMAX"]
+    assert _undelegated(ops) == {"SOFTMAX": 1}
