@@ -146,7 +146,7 @@ def _run(path: Path):
 
 def _run_variant(family: str, framework: str, variant: str, quick: bool) -> dict:
     """One recipe through the pipeline; its exit status as the CLI gives it, and its report."""
-    from edgekit.errors import InputError, StageError
+    from edgekit.errors import EdgekitError
 
     path = common.scratch() / "recipes" / f"{family}-{framework}-{variant}.yaml".replace(" ", "_").replace("/", "_")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,10 +154,9 @@ def _run_variant(family: str, framework: str, variant: str, quick: bool) -> dict
     start = time.perf_counter()
     try:
         report, run_dir = _run(path)
-    except InputError as exc:
-        return {"exit": 2, "message": str(exc).strip().splitlines()[0][:300], "wall_s": time.perf_counter() - start}
-    except StageError as exc:
-        return {"exit": 3, "message": str(exc).strip().splitlines()[0][:300], "wall_s": time.perf_counter() - start}
+    except EdgekitError as exc:  # the exit code the CLI gives it: 2 refused (recipe, input), 3 a stage failed
+        return {"exit": exc.exit_code, "message": str(exc).strip().splitlines()[0][:300],
+                "wall_s": time.perf_counter() - start}
     except Exception:  # anything else is a crash the CLI would also report as a failed stage
         return {"exit": 3, "message": traceback.format_exc().strip().splitlines()[-1][:300],
                 "wall_s": time.perf_counter() - start}
@@ -273,7 +272,7 @@ def run(quick: bool = False, families=None, frameworks=None, variants=None) -> d
     for r in rows:
         for v in r["variants"].values():
             v.pop("run_dir", None)
-    notes = [f"exit per variant: 0 ok, 2 refused at validation, 3 a stage failed; messages in families.json",
+    notes = [f"exit per variant: 0 ok, 2 refused at validation, 3 a stage failed; the messages follow",
              "p50: 1 thread, batch 1, median of 3 repetitions of 100 runs, float baseline and int8 file timed "
              "back to back in one process"]
     for r in rows:
