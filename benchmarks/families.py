@@ -245,21 +245,23 @@ def targets(rows: list[dict]) -> list[dict]:
         int8 = r["variants"].get("int8", {})
         name = f"{r['family']} / {r['framework']}"
         if int8.get("exit") != 0:
-            out.append(common.target(f"{name} int8", "exit 0", int8.get("exit"), False, int8.get("message", "")))
+            out.append(common.target(f"{name} int8", f"{name}: int8 exit 0", int8.get("exit"), False, int8.get("message", "")))
             continue
         size_goal = SIZE_TARGET_DEPTHWISE if r["family"] in DEPTHWISE else SIZE_TARGET
         speed_goal = SPEED_TARGET_CONV if r["family"] in CONV else SPEED_TARGET
         for label in ("LiteRT", "ORT"):
             figures = int8[label]
             if int8["params"] >= 50_000:
-                out.append(common.target(f"{name} {label} bytes", f"int8/float <= {size_goal}",
+                out.append(common.target(f"{name} {label} bytes", f"{name}, {label}: int8/float bytes <= {size_goal}",
                                          figures["bytes_ratio"], figures["bytes_ratio"] <= size_goal))
-            out.append(common.target(f"{name} {label} p50", f"int8/float <= {speed_goal}", figures["p50_ratio"],
+            out.append(common.target(f"{name} {label} p50", f"{name}, {label}: int8/float p50 <= {speed_goal}",
+                                     figures["p50_ratio"],
                                      figures["p50_ratio"] <= speed_goal,
                                      f"{common.fmt_ms(figures['p50_ms'])} vs {common.fmt_ms(figures['float_p50_ms'])} ms"))
             drop = _drop(r, label)
             if r["task"] == "classification" and drop is not None:
-                out.append(common.target(f"{name} {label} accuracy", "drop <= 1 pt", drop, drop <= 1.0))
+                out.append(common.target(f"{name} {label} accuracy", f"{name}, {label}: accuracy drop <= 1 pt", drop,
+                                         drop <= 1.0))
     return out
 
 

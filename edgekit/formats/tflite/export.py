@@ -1,5 +1,6 @@
 """The .tflite export flow: the framework's writer realizes the plan in the converter, and a sparse
 encoding (`export.sparse`, pruned models) ships only when LiteRT runs it and gives the same outputs.
+An int8 file gets short tensor names (`edgekit.formats.tflite.compact`), as the ONNX flow does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 from edgekit.artifact import Artifact
 from edgekit.formats.base import ExportOptions
 from edgekit.formats.tflite import FORMAT
+from edgekit.formats.tflite.compact import compact
 from edgekit.layouts import to_layout
+from edgekit.precision import Int8
 
 
 def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict,
@@ -24,11 +27,15 @@ def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict
     writer = FORMAT.writer(artifact.framework)
     write = writer.load()
     write(artifact, path, options.calibration, channels_last=options.channels_last)
+    if isinstance(artifact.plan, Int8):
+        compact(path)
     if not (options.sparse and artifact.pruned is not None):
         return []
     with tempfile.TemporaryDirectory(prefix="edgekit-sparse-") as tmp:
         candidate = Path(tmp) / path.name
         write(artifact, candidate, options.calibration, sparse=True, channels_last=options.channels_last)
+        if isinstance(artifact.plan, Int8):
+            compact(candidate)
         samples = to_layout(options.calibration[:64], writer.input_layout(options.channels_last))
         problem = sparse_problem(candidate, path, samples, options.threads)
         if problem is None:

@@ -57,8 +57,8 @@ def _calibration_graph(model: nn.Module, example, batch: int):
                 exported = torch.export.export(model, (pair,), dynamic_shapes=shapes)
             except Exception:
                 continue
-            return torch_recurrent.decompose(exported).module(), CALIBRATION_BATCH
-    return torch_recurrent.decompose(torch.export.export(model, (example,))).module(), batch
+            return torch_recurrent.decompose(exported), CALIBRATION_BATCH
+    return torch_recurrent.decompose(torch.export.export(model, (example,))), batch
 
 
 def _pt2e(model: nn.Module, example, samples: np.ndarray, quantizer, calibrate: bool, batch: int):
