@@ -1,33 +1,29 @@
 """Where the time goes, op by op: an int8 file beside its float baseline (1 thread, batch 1, random input).
 
-Issue 11 asks, for every cell where int8 is not faster than float, for the op-level profile that shows
-why. This script takes the float file and the int8 file of one model (both `.onnx` or both `.tflite`;
-the runtime follows the suffix), feeds each a fixed random input of its own shape and dtype (int8
-inputs take int8), and measures:
+Issue 11 asks for the op-level profile that shows why int8 is not faster than float where it is not.
+This takes the float and the int8 file of one model (both `.onnx` or both `.tflite`: the runtime follows
+the suffix), feeds each a fixed random input of its shape and dtype (int8 inputs take int8) and measures:
 
-ONNX Runtime (`.onnx`): ORT's own profiler (`SessionOptions.enable_profiling`, intra- and inter-op
-threads 1, default graph optimizations, so the nodes are those of the optimized graph ORT runs: fused
-QLinear*/MatMulInteger nodes, the DequantizeLinear nodes it left in place). After `warmup` untimed runs
-(profiled too, then dropped: only events from the first of the last `runs` `model_run` events on count), `runs` runs are profiled; the "Node" events `*_kernel_time`
-of those runs give each node its median duration times its executions per run (µs per run; the
-median, not the mean, so that a run preempted on a shared machine does not skew a node), and the nodes
-are summed by `args.op_name`. `profiled total` is the median `model_run` event of those runs; `p50` is timed separately, without the profiler,
-in a second session (time.perf_counter_ns around `run`).
+ONNX Runtime (`.onnx`): ORT's own profiler (`enable_profiling`, intra- and inter-op threads 1, default
+graph optimizations: the nodes are those of the optimized graph ORT runs, e.g. QGemm / QLinearConv, and
+the DequantizeLinear nodes it left in place). Of the `warmup` + `runs` profiled runs only the last
+`runs` count; each node gets its median "Node" `*_kernel_time` duration (ORT records whole µs) times
+its executions per run (the median, so that a run preempted on a shared machine does not skew it);
+nodes are summed by `args.op_name`. `profiled total` is the median `model_run` event; `p50` is timed
+without the profiler in a second session (time.perf_counter_ns around `run`).
 
-LiteRT (`.tflite`): `ai_edge_litert`'s Python Interpreter has no per-op profiler (op profiling lives
-in the C++ benchmark_model tool, `--enable_op_profiling`, not shipped in the wheel). What is measured
-instead, with real timings:
+LiteRT (`.tflite`): the Python Interpreter of `ai_edge_litert` has no per-op profiler (op profiling is in
+the C++ benchmark_model tool, `--enable_op_profiling`, not in the wheel). Measured instead:
   * p50 of the whole file with the default resolver (AUTO: builtin kernels + the XNNPACK delegate, what
     an app gets) and with `BUILTIN_WITHOUT_DEFAULT_DELEGATES` (LiteRT's own kernels only);
   * the ops XNNPACK leaves to the builtin kernels (edgekit's LiteRT session, `describe()`);
-  * each op of the main subgraph timed in isolation: the file is rewritten (ai_edge_litert's
-    flatbuffer_utils) into a one-op model that keeps every tensor, buffer and subgraph (so a WHILE
-    keeps its body), whose inputs are that op's non-constant inputs; they are fed the values the op
-    sees in the whole model (one run with `experimental_preserve_all_tensors`, builtin kernels). Each
-    one-op model is timed with AUTO (XNNPACK when it takes the op) and with builtin kernels only
-    (median of `runs` invokes; variable tensors, e.g. LSTM state, reset before each invoke, untimed).
-    An isolated time includes one interpreter invoke's overhead (about a microsecond), so the sum over
-    many tiny ops overstates them; the heavy ops are what to read.
+  * each op of the main subgraph timed alone: the file is rewritten (ai_edge_litert's flatbuffer_utils)
+    into a one-op model keeping every tensor, buffer and subgraph (a WHILE keeps its body), whose
+    inputs are the op's non-constant inputs, fed the values the op sees in the whole model (one run
+    with `experimental_preserve_all_tensors`, builtin kernels). Each one-op model is timed with AUTO
+    (XNNPACK if it takes the op) and builtin only: median of max(10, runs / 4) invokes after 3, variable
+    tensors (LSTM state) reset before each, untimed. An isolated time includes one invoke's overhead
+    (the "fastest isolated op" row), so sums over many tiny ops overstate them; read the heavy ops.
 
     python benchmarks/op_profile.py /tmp/run/baseline.onnx /tmp/run/model.onnx [--runs 200] [--out x.json]
 """
@@ -47,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
+from edgekit.quiet import native_stderr_silenced  # noqa: E402  (common puts the repo on sys.path)
 
 TOP = 8  # nodes listed per file
 
@@ -55,7 +52,7 @@ def random_input(shape, dtype, seed: int = 0) -> np.ndarray:
     """A fixed random array: standard normal for floats, the full range for 8-bit ints, zeros otherwise."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
-    shape = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape]  # symbolic / -1 dims: batch 1
+    shape = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape]  # symbolic, -1: 1
     if np.issubdtype(dtype, np.floating):
         return rng.standard_normal(shape).astype(dtype)
     if dtype.itemsize == 1 and np.issubdtype(dtype, np.integer):
@@ -75,6 +72,20 @@ def _median_us(call, runs: int, warmup: int, before=None) -> float:
         if i >= warmup:
             times.append(time.perf_counter_ns() - start)
     return float(np.median(times)) / 1e3
+
+
+def _by_op(nodes) -> dict:
+    """Per op type: the node count and the sum of every numeric figure of its nodes (errors counted)."""
+    ops: dict = {}
+    for node in nodes:
+        agg = ops.setdefault(node["op"], defaultdict(float))
+        agg["nodes"] += 1
+        agg["errors"] += "error" in node
+        for k, v in node.items():
+            if isinstance(v, (int, float)):  # bool too: "delegated" counts the delegated nodes
+                agg[k] += v
+    return {op: {k: int(v) if k in ("nodes", "errors", "delegated") else v for k, v in agg.items()}
+            for op, agg in ops.items()}
 
 
 # ---- ONNX Runtime ------------------------------------------------------------------------------
@@ -104,29 +115,21 @@ def profile_onnx(path: Path, runs: int, warmup: int) -> dict:
     p50_us = _median_us(lambda: plain.run(None, feeds), runs, warmup)
     with tempfile.TemporaryDirectory() as tmp:
         sess = _ort_session(path, tmp)
-        for _ in range(warmup):
-            sess.run(None, feeds)
-        for _ in range(runs):
+        for _ in range(warmup + runs):
             sess.run(None, feeds)
         events = json.loads(Path(sess.end_profiling()).read_text())
     model_runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                         key=lambda e: e["ts"])[-runs:]  # the warmup runs are profiled too: drop them
-    window = model_runs[0]["ts"] if model_runs else 0
-    events = [e for e in events if e.get("ts", 0) >= window]
-    model_runs = [e["dur"] for e in model_runs]
+    window, model_runs = (model_runs[0]["ts"] if model_runs else 0), [e["dur"] for e in model_runs]
     durations, op_of = defaultdict(list), {}
     for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+        if e.get("cat") == "Node" and e.get("ts", 0) >= window and e.get("name", "").endswith("_kernel_time"):
             node = e["name"][: -len("_kernel_time")]
             durations[node].append(e["dur"])
             op_of[node] = e["args"].get("op_name", "?")
     # per node: median duration x executions per run (robust to the odd preempted run on a shared machine)
     nodes = {(n, op_of[n]): float(np.median(d)) * len(d) / runs for n, d in durations.items()}
-    ops: dict = {}
-    for (node, op), us in nodes.items():
-        agg = ops.setdefault(op, {"nodes": 0, "us": 0.0})
-        agg["nodes"] += 1
-        agg["us"] += us
+    ops = _by_op({"op": op, "us": us} for (_, op), us in nodes.items())
     return {"runtime": "onnxruntime", "path": str(path), "runs": runs, "profiled_runs": len(model_runs),
             "p50_us": p50_us, "profiled_total_us": float(np.median(model_runs)) if model_runs else None, "ops": ops,
             "top_nodes": [{"node": n, "op": op, "us": us}
@@ -137,8 +140,6 @@ def profile_onnx(path: Path, runs: int, warmup: int) -> dict:
 
 def _interpreter(content: bytes | None, path: Path | None, builtin_only: bool, preserve: bool = False):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from edgekit.quiet import native_stderr_silenced
 
     resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_only else OpResolverType.AUTO
     with native_stderr_silenced():
@@ -164,19 +165,15 @@ def _isolated_ops(path: Path, feed: list[np.ndarray], runs: int) -> list[dict]:
     from ai_edge_litert.tools import flatbuffer_utils as fbu
 
     full = _interpreter(None, path, builtin_only=True, preserve=True)
-    full.allocate_tensors()
-    for d, v in zip(full.get_input_details(), feed):
-        full.set_tensor(d["index"], v)
-    full.invoke()
+    _time_interpreter(full, feed, runs=1, warmup=0)  # one run: every intermediate tensor kept
     model = fbu.read_model(str(path))
     model.signatureDefs = []  # they name the original inputs / outputs
     sub = model.subgraphs[0]
     operators, inputs, outputs = sub.operators, sub.inputs, sub.outputs
 
-    def constant(t: int) -> bool:
-        tensor = sub.tensors[t]
-        data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-        return tensor.isVariable or (data is not None and len(data) > 0)
+    def constant(t: int) -> bool:  # a weight (its buffer holds data) or a variable (state) tensor
+        data = model.buffers[sub.tensors[t].buffer].data
+        return bool(sub.tensors[t].isVariable or (data is not None and len(data)))
 
     out = []
     for op in operators:
@@ -204,26 +201,14 @@ def profile_tflite(path: Path, runs: int, warmup: int) -> dict:
     """p50 with and without XNNPACK, the ops XNNPACK leaves out, and every op timed in isolation."""
     from edgekit.runtimes import get_runtime
 
-    session = get_runtime("litert").open(path, threads=1)
-    described = session.describe()
-    session.close()
+    described = get_runtime("litert").open(path, threads=1).describe()
     auto = _interpreter(None, path, builtin_only=False)
     auto.allocate_tensors()
     feed = [random_input(d["shape"], d["dtype"], seed=i) for i, d in enumerate(auto.get_input_details())]
     p50_auto = _time_interpreter(auto, feed, runs, warmup)
     p50_builtin = _time_interpreter(_interpreter(None, path, builtin_only=True), feed, runs, warmup)
     isolated = _isolated_ops(path, feed, max(10, runs // 4))
-    ops: dict = {}
-    for e in isolated:
-        agg = ops.setdefault(e["op"], {"nodes": 0, "delegated": 0, "auto_us": 0.0, "builtin_us": 0.0, "errors": 0})
-        agg["nodes"] += 1
-        if "error" in e:
-            agg["errors"] += 1
-            continue
-        agg["delegated"] += int(e["delegated"])
-        agg["auto_us"] += e["auto_us"]
-        agg["builtin_us"] += e["builtin_us"]
-    timed = [e for e in isolated if "error" not in e]
+    ops, timed = _by_op(isolated), [e for e in isolated if "error" not in e]
     return {"runtime": "litert", "path": str(path), "runs": runs, "p50_us": p50_auto, "p50_builtin_us": p50_builtin,
             "xnnpack": described.get("xnnpack"), "undelegated_ops": described.get("undelegated_ops"),
             "isolated_sum_auto_us": sum(e["auto_us"] for e in timed), "ops": ops,
@@ -240,56 +225,45 @@ def _us(value) -> str:
 
 def tables(float_prof: dict, int8_prof: dict) -> str:
     """Markdown: totals, op types (largest first) and the top nodes, float beside int8."""
-    lite = float_prof["runtime"] == "litert"
+    lite, sides = float_prof["runtime"] == "litert", (float_prof, int8_prof)
     key = "auto_us" if lite else "us"
-    lines = []
-    totals = [["p50 (µs)" + (", default (XNNPACK)" if lite else ", unprofiled"), "p50_us"],
-              ["p50 (µs), builtin kernels only", "p50_builtin_us"] if lite else ["profiled total per run (µs)",
-                                                                                  "profiled_total_us"],
-              ["sum of isolated ops (µs, default)", "isolated_sum_auto_us"] if lite else None,
-              ["fastest isolated op (µs, ~ invoke overhead)", "isolated_floor_us"] if lite else None]
+    totals = ([("p50 (µs), default (XNNPACK)", "p50_us"), ("p50 (µs), builtin kernels only", "p50_builtin_us"),
+               ("sum of isolated ops (µs, default)", "isolated_sum_auto_us"),
+               ("fastest isolated op (µs, ~ invoke overhead)", "isolated_floor_us")] if lite else
+              [("p50 (µs), unprofiled", "p50_us"), ("profiled total per run (µs)", "profiled_total_us")])
     rows = [[label, _us(float_prof[k]), _us(int8_prof[k]),
-             f"{int8_prof[k] / float_prof[k]:.2f}" if float_prof[k] and int8_prof[k] else "-"]
-            for label, k in filter(None, totals)]
+             f"{int8_prof[k] / float_prof[k]:.2f}" if float_prof[k] and int8_prof[k] else "-"] for label, k in totals]
     if lite:
-        rows.append(["ops left to builtin kernels", _hist(float_prof["undelegated_ops"]),
-                     _hist(int8_prof["undelegated_ops"]), ""])
-    lines += [common.md_table(["", "float", "int8", "int8/float"], rows, "lrrr"), ""]
-    names = sorted(set(float_prof["ops"]) | set(int8_prof["ops"]),
-                   key=lambda op: -max(p["ops"].get(op, {}).get(key, 0.0) for p in (float_prof, int8_prof)))
-    header = ["op type"]
+        rows.append(["ops left to builtin kernels", *(_hist(p["undelegated_ops"]) for p in sides), ""])
+    lines = [common.md_table(["", "float", "int8", "int8/float"], rows), ""]
+    header, rows = ["op type"], []
     for side in ("float", "int8"):
-        header += [f"{side} nodes", f"{side} µs/run" if not lite else f"{side} µs default", f"{side} %"]
+        header += [f"{side} nodes", f"{side} µs " + ("default" if lite else "/run"), f"{side} %"]
         header += [f"{side} µs builtin", f"{side} delegated"] if lite else []
-    rows = []
-    for op in names:
+    for op in sorted(set(float_prof["ops"]) | set(int8_prof["ops"]),
+                     key=lambda op: -max(p["ops"].get(op, {}).get(key, 0.0) for p in sides)):
         row = [op]
-        for prof in (float_prof, int8_prof):
-            agg = prof["ops"].get(op)
-            total = sum(a[key] for a in prof["ops"].values()) or 1.0
-            if agg is None:
-                row += ["-"] * (5 if lite else 3)
-                continue
-            row += [agg["nodes"], _us(agg[key]), f"{100 * agg[key] / total:.1f}"]
-            row += [_us(agg["builtin_us"]), f"{agg['delegated']}/{agg['nodes']}"] if lite else []
+        for prof in sides:
+            agg, total = prof["ops"].get(op), sum(a.get(key, 0.0) for a in prof["ops"].values()) or 1.0
+            row += ["-"] * (5 if lite else 3) if agg is None else (
+                [agg["nodes"], _us(agg.get(key)), f"{100 * agg.get(key, 0.0) / total:.1f}"]
+                + ([_us(agg.get("builtin_us")), f"{agg['delegated']}/{agg['nodes']}"] if lite else []))
         rows.append(row)
     lines += [common.md_table(header, rows), ""]
     rows = []
-    for i in range(max(len(float_prof["top_nodes"]), len(int8_prof["top_nodes"]))):
+    for i in range(max(len(p["top_nodes"]) for p in sides)):
         row = [i + 1]
-        for prof in (float_prof, int8_prof):
-            n = prof["top_nodes"][i] if i < len(prof["top_nodes"]) else None
+        for n in (p["top_nodes"][i] if i < len(p["top_nodes"]) else None for p in sides):
             row += [f"{n['op']} `{n['node'][:48]}`" + (" (XNNPACK)" if n.get("delegated") else ""), _us(n[key])] \
                 if n else ["-", "-"]
         rows.append(row)
-    lines.append(common.md_table(["#", "float node", "µs", "int8 node", "µs"], rows, "lllrlr".replace("ll", "l", 1)))
-    for prof, side in ((float_prof, "float"), (int8_prof, "int8")):
-        for e in prof.get("errors", []):
-            lines.append(f"\n{side}: {e['op']} `{e['node']}` not timed alone: {e['error']}")
+    lines.append(common.md_table(["#", "float node", "µs", "int8 node", "µs"], rows, "rlrlr"))
+    lines += [f"\n{side}: {e['op']} `{e['node']}` not timed alone: {e['error']}"
+              for prof, side in zip(sides, ("float", "int8")) for e in prof.get("errors", [])]
     return "\n".join(lines)
 
 
-def _hist(hist) -> str:
+def _hist(hist) -> str:  # {"WHILE": 1} -> "WHILE ×1"
     return "-" if hist is None else ", ".join(f"{op} ×{n}" for op, n in sorted(hist.items())) or "none"
 
 
@@ -310,8 +284,7 @@ def main(argv=None) -> int:
     if len(suffixes) != 1 or not suffixes <= set(PROFILERS):
         parser.error(f"both files must be .onnx or both .tflite, got {sorted(suffixes)}")
     profiler = PROFILERS[suffixes.pop()]
-    float_prof = profiler(args.float_file, args.runs, args.warmup)
-    int8_prof = profiler(args.int8_file, args.runs, args.warmup)
+    float_prof, int8_prof = (profiler(f, args.runs, args.warmup) for f in (args.float_file, args.int8_file))
     table = tables(float_prof, int8_prof)
     print(table)
     if args.out:
