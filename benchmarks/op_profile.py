@@ -10,7 +10,9 @@ the DequantizeLinear nodes it left in place). Of the `warmup` + `runs` profiled 
 `runs` count; each node gets its median "Node" `*_kernel_time` duration (ORT records whole µs) times
 its executions per run (the median, so that a run preempted on a shared machine does not skew it);
 nodes are summed by `args.op_name`. `profiled total` is the median `model_run` event; `p50` is timed
-without the profiler in a second session (time.perf_counter_ns around `run`).
+without the profiler in a second session (time.perf_counter_ns around `run`). The profiler costs time
+per node: in a graph of hundreds of sub-µs nodes (a Keras Transformer) the node times and their sum
+come out several times the unprofiled p50, so compare node counts and the heavy nodes, not the sums.
 
 LiteRT (`.tflite`): the Python Interpreter of `ai_edge_litert` has no per-op profiler (op profiling is in
 the C++ benchmark_model tool, `--enable_op_profiling`, not in the wheel). Measured instead:
@@ -39,8 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 from edgekit.quiet import native_stderr_silenced  # noqa: E402  (common puts the repo on sys.path)
@@ -50,14 +51,12 @@ TOP = 8  # nodes listed per file
 
 def random_input(shape, dtype, seed: int = 0) -> np.ndarray:
     """A fixed random array: standard normal for floats, the full range for 8-bit ints, zeros otherwise."""
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
+    rng, dtype = np.random.default_rng(seed), np.dtype(dtype)
     shape = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape]  # symbolic, -1: 1
     if np.issubdtype(dtype, np.floating):
         return rng.standard_normal(shape).astype(dtype)
     if dtype.itemsize == 1 and np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
+        return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, size=shape).astype(dtype)
     return np.zeros(shape, dtype)
 
 
@@ -95,10 +94,8 @@ def _ort_session(path: Path, profile_dir: str | None):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if profile_dir:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(profile_dir) / "ort")
+    options.log_severity_level, options.enable_profiling = 3, profile_dir is not None
+    options.profile_file_prefix = str(Path(profile_dir or ".") / "ort")  # where end_profiling() writes
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -111,7 +108,7 @@ def _ort_feeds(sess) -> dict:
 def profile_onnx(path: Path, runs: int, warmup: int) -> dict:
     """ORT's profiler over `runs` runs: µs per run by op type and by node, plus the unprofiled p50."""
     plain = _ort_session(path, None)
-    feeds = _ort_feeds(plain)
+    feeds = _ort_feeds(plain)  # the same input for both sessions
     p50_us = _median_us(lambda: plain.run(None, feeds), runs, warmup)
     with tempfile.TemporaryDirectory() as tmp:
         sess = _ort_session(path, tmp)
@@ -129,9 +126,9 @@ def profile_onnx(path: Path, runs: int, warmup: int) -> dict:
             op_of[node] = e["args"].get("op_name", "?")
     # per node: median duration x executions per run (robust to the odd preempted run on a shared machine)
     nodes = {(n, op_of[n]): float(np.median(d)) * len(d) / runs for n, d in durations.items()}
-    ops = _by_op({"op": op, "us": us} for (_, op), us in nodes.items())
     return {"runtime": "onnxruntime", "path": str(path), "runs": runs, "profiled_runs": len(model_runs),
-            "p50_us": p50_us, "profiled_total_us": float(np.median(model_runs)) if model_runs else None, "ops": ops,
+            "p50_us": p50_us, "profiled_total_us": float(np.median(model_runs)) if model_runs else None,
+            "kernel_sum_us": sum(nodes.values()), "ops": _by_op({"op": op, "us": us} for (_, op), us in nodes.items()),
             "top_nodes": [{"node": n, "op": op, "us": us}
                           for (n, op), us in sorted(nodes.items(), key=lambda kv: -kv[1])[:TOP]]}
 
@@ -180,7 +177,7 @@ def _isolated_ops(path: Path, feed: list[np.ndarray], runs: int) -> list[dict]:
         name = fbu.opcode_to_name(model, op.opcodeIndex) or f"opcode {op.opcodeIndex}"
         node = str(sub.tensors[op.outputs[0]].name, "utf-8", "replace") if len(op.outputs) else "?"
         feeds = list(dict.fromkeys(int(t) for t in op.inputs if t >= 0 and not constant(int(t))))
-        entry = {"op": name, "node": node[:70]}
+        entry = {"op": name, "node": node[-120:]}
         try:
             values = [np.array(full.get_tensor(t)) for t in feeds]
             sub.operators, sub.inputs, sub.outputs = [op], np.array(feeds, np.int32), np.array(
@@ -203,15 +200,14 @@ def profile_tflite(path: Path, runs: int, warmup: int) -> dict:
 
     described = get_runtime("litert").open(path, threads=1).describe()
     auto = _interpreter(None, path, builtin_only=False)
-    auto.allocate_tensors()
     feed = [random_input(d["shape"], d["dtype"], seed=i) for i, d in enumerate(auto.get_input_details())]
     p50_auto = _time_interpreter(auto, feed, runs, warmup)
     p50_builtin = _time_interpreter(_interpreter(None, path, builtin_only=True), feed, runs, warmup)
     isolated = _isolated_ops(path, feed, max(10, runs // 4))
-    ops, timed = _by_op(isolated), [e for e in isolated if "error" not in e]
+    timed = [e for e in isolated if "error" not in e]
     return {"runtime": "litert", "path": str(path), "runs": runs, "p50_us": p50_auto, "p50_builtin_us": p50_builtin,
             "xnnpack": described.get("xnnpack"), "undelegated_ops": described.get("undelegated_ops"),
-            "isolated_sum_auto_us": sum(e["auto_us"] for e in timed), "ops": ops,
+            "isolated_sum_auto_us": sum(e["auto_us"] for e in timed), "ops": _by_op(isolated),
             "isolated_floor_us": min((e["auto_us"] for e in timed), default=None),
             "top_nodes": sorted(timed, key=lambda e: -e["auto_us"])[:TOP],
             "errors": [e for e in isolated if "error" in e]}
@@ -230,7 +226,8 @@ def tables(float_prof: dict, int8_prof: dict) -> str:
     totals = ([("p50 (µs), default (XNNPACK)", "p50_us"), ("p50 (µs), builtin kernels only", "p50_builtin_us"),
                ("sum of isolated ops (µs, default)", "isolated_sum_auto_us"),
                ("fastest isolated op (µs, ~ invoke overhead)", "isolated_floor_us")] if lite else
-              [("p50 (µs), unprofiled", "p50_us"), ("profiled total per run (µs)", "profiled_total_us")])
+              [("p50 (µs), unprofiled", "p50_us"), ("profiled total per run (µs)", "profiled_total_us"),
+               ("sum of node kernel times (µs)", "kernel_sum_us")])
     rows = [[label, _us(float_prof[k]), _us(int8_prof[k]),
              f"{int8_prof[k] / float_prof[k]:.2f}" if float_prof[k] and int8_prof[k] else "-"] for label, k in totals]
     if lite:
@@ -238,7 +235,7 @@ def tables(float_prof: dict, int8_prof: dict) -> str:
     lines = [common.md_table(["", "float", "int8", "int8/float"], rows), ""]
     header, rows = ["op type"], []
     for side in ("float", "int8"):
-        header += [f"{side} nodes", f"{side} µs " + ("default" if lite else "/run"), f"{side} %"]
+        header += [f"{side} nodes", f"{side} µs" + (" default" if lite else "/run"), f"{side} %"]
         header += [f"{side} µs builtin", f"{side} delegated"] if lite else []
     for op in sorted(set(float_prof["ops"]) | set(int8_prof["ops"]),
                      key=lambda op: -max(p["ops"].get(op, {}).get(key, 0.0) for p in sides)):
@@ -254,13 +251,17 @@ def tables(float_prof: dict, int8_prof: dict) -> str:
     for i in range(max(len(p["top_nodes"]) for p in sides)):
         row = [i + 1]
         for n in (p["top_nodes"][i] if i < len(p["top_nodes"]) else None for p in sides):
-            row += [f"{n['op']} `{n['node'][:48]}`" + (" (XNNPACK)" if n.get("delegated") else ""), _us(n[key])] \
+            row += [f"{n['op']} `{_short(n['node'])}`" + (" (XNNPACK)" if n.get("delegated") else ""), _us(n[key])] \
                 if n else ["-", "-"]
         rows.append(row)
     lines.append(common.md_table(["#", "float node", "µs", "int8 node", "µs"], rows, "rlrlr"))
     lines += [f"\n{side}: {e['op']} `{e['node']}` not timed alone: {e['error']}"
               for prof, side in zip(sides, ("float", "int8")) for e in prof.get("errors", [])]
     return "\n".join(lines)
+
+
+def _short(name: str, width: int = 44) -> str:  # the tail of a long node name is the distinctive part
+    return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
 def _hist(hist) -> str:  # {"WHILE": 1} -> "WHILE ×1"
