@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from edgekit.quiet import native_stderr_silenced  # noqa: E402  (common puts the repo on sys.path)
 
-TOP = 8  # nodes listed per file
+TOP = 8  # nodes the table lists per file (the JSON has every node, slowest first)
 
 
 def random_input(shape, dtype, seed: int = 0) -> np.ndarray:
@@ -129,8 +129,7 @@ def profile_onnx(path: Path, runs: int, warmup: int) -> dict:
     return {"runtime": "onnxruntime", "path": str(path), "runs": runs, "profiled_runs": len(model_runs),
             "p50_us": p50_us, "profiled_total_us": float(np.median(model_runs)) if model_runs else None,
             "kernel_sum_us": sum(nodes.values()), "ops": _by_op({"op": op, "us": us} for (_, op), us in nodes.items()),
-            "top_nodes": [{"node": n, "op": op, "us": us}
-                          for (n, op), us in sorted(nodes.items(), key=lambda kv: -kv[1])[:TOP]]}
+            "nodes": [{"node": n, "op": op, "us": us} for (n, op), us in sorted(nodes.items(), key=lambda kv: -kv[1])]}
 
 
 # ---- LiteRT ------------------------------------------------------------------------------------
@@ -209,7 +208,7 @@ def profile_tflite(path: Path, runs: int, warmup: int) -> dict:
             "xnnpack": described.get("xnnpack"), "undelegated_ops": described.get("undelegated_ops"),
             "isolated_sum_auto_us": sum(e["auto_us"] for e in timed), "ops": _by_op(isolated),
             "isolated_floor_us": min((e["auto_us"] for e in timed), default=None),
-            "top_nodes": sorted(timed, key=lambda e: -e["auto_us"])[:TOP],
+            "nodes": sorted(timed, key=lambda e: -e["auto_us"]),
             "errors": [e for e in isolated if "error" in e]}
 
 
@@ -248,9 +247,9 @@ def tables(float_prof: dict, int8_prof: dict) -> str:
         rows.append(row)
     lines += [common.md_table(header, rows), ""]
     rows = []
-    for i in range(max(len(p["top_nodes"]) for p in sides)):
+    for i in range(min(TOP, max(len(p["nodes"]) for p in sides))):
         row = [i + 1]
-        for n in (p["top_nodes"][i] if i < len(p["top_nodes"]) else None for p in sides):
+        for n in (p["nodes"][i] if i < len(p["nodes"]) else None for p in sides):
             row += [f"{n['op']} `{_short(n['node'])}`" + (" (XNNPACK)" if n.get("delegated") else ""), _us(n[key])] \
                 if n else ["-", "-"]
         rows.append(row)
