@@ -28,7 +28,7 @@ from edgekit.precision import Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 def _weight_ops_only(converter, plan: Int8, content: bytes) -> bytes:
-    """The int8 file of an attention model with only its weight ops quantized
+    """The int8 file of an attention model with only its weight ops quantized, per tensor
     (`edgekit.formats.tflite.attention` says why): the converter calibrates only, then TF's MLIR
     quantizer quantizes with every other op of the full-integer file `content` denylisted."""
     from tensorflow.lite.python import convert
@@ -36,7 +36,7 @@ def _weight_ops_only(converter, plan: Int8, content: bytes) -> bytes:
     io_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[plan.io]
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
-    return convert.mlir_quantize(calibrated, disable_per_channel=not plan.per_channel, input_data_type=io_type,
+    return convert.mlir_quantize(calibrated, disable_per_channel=True, input_data_type=io_type,
                                  output_data_type=io_type, denylisted_ops=attention.float_ops(content))
 
 

@@ -12,8 +12,9 @@
 - int8, io float32 | uint8: the float .tflite quantized with AI Edge Quantizer (the quantizer
   LiteRT-Torch uses for its own recipes; static int8, ranges the min/max over every calibration
   sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as TF's
-  converter does for Keras. In an attention model only the weight ops are int8
-  (`edgekit.formats.tflite.attention`: LiteRT's XNNPACK runs the rest faster in float).
+  converter does for Keras. In an attention model only the weight ops are int8, per tensor
+  (`edgekit.formats.tflite.attention`: LiteRT's XNNPACK runs the rest faster in float, and per-channel
+  parameters weigh a fifth of the int8 weights of a small encoder).
 - dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at
   run time (hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
 - float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute).
@@ -106,6 +107,8 @@ def _edge_recipe(plan: Plan, float_tflite: bytes):
         manager.add_static_config(torch_recurrent.SCOPE, ops.FULLY_CONNECTED, activation_num_bits=8,
                                   weight_num_bits=8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
     if attention.has_attention(float_tflite):
+        manager.add_static_config(".*", ops.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8,
+                                  weight_granularity=qtyping.QuantGranularity.TENSORWISE)
         for name in attention.float_ops(float_tflite):
             if name in ops.__members__:
                 manager.add_quantization_config(".*", ops[name], algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
@@ -139,8 +142,9 @@ def _torch_dynamic(c, plan: Plan) -> bytes:
 
 
 def _torch_int8(c, plan: Plan) -> bytes:
-    if plan.io == "int8":
-        return c.pt2e(_pt2e_quantizer(plan.per_channel, dynamic=False), calibrate=True)
+    if plan.io == "int8":  # an nn.MultiheadAttention model: per-tensor weights (formats.tflite.attention)
+        per_channel = plan.per_channel and not c.has_attention_module()
+        return c.pt2e(_pt2e_quantizer(per_channel, dynamic=False), calibrate=True)
     return c.edge_quantize(lambda float_tflite: _edge_recipe(plan, float_tflite))
 
 

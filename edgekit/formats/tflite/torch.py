@@ -108,6 +108,7 @@ class Conversion:
 
     def __init__(self, model: nn.Module, samples: np.ndarray, channels_last: bool):
         self.litert_torch = _litert_torch()
+        self.model = model
         self.samples = samples
         self.batch = static_batch(model) or 1
         self.example = conversion.example(model, samples)
@@ -117,6 +118,10 @@ class Conversion:
         if wrap:
             self.module = self.litert_torch.to_channel_last_io(self.module, args=[0])
             self.module.training = False  # in eval mode already; .eval() would recurse into exported graphs
+
+    def has_attention_module(self) -> bool:
+        """True when the model holds an `nn.MultiheadAttention` (nn.TransformerEncoder's attention)."""
+        return any(isinstance(m, nn.MultiheadAttention) for m in self.model.modules())
 
     def convert(self, module=None, quant_config=None) -> bytes:
         module = self.module if module is None else module
