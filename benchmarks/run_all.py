@@ -10,7 +10,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     cache        an unchanged training recipe run twice: the stage cache's speed-up   (cache_speed.py)
     families     the coverage matrix: model families × frameworks × stages            (families.py)
 
-    .venv/bin/python benchmarks/run_all.py                       # everything, ~10 minutes on 2 cores
+    .venv/bin/python benchmarks/run_all.py                       # everything, ~65 minutes on 2 cores (families ~55)
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
     .venv/bin/python benchmarks/run_all.py --quick --out /tmp/b  # reduced run (~2 minutes), for the smoke test
 

@@ -209,7 +209,7 @@ def compressed_report(recipe: Path, out: Path) -> tuple[dict, dict]:
 
 
 # Built-in families of issue 11 on the bundled digits (8x8x1, 10 classes): parameters at width 1,
-# the same in both frameworks (tests/keras/test_families.py, tests/torch/test_families_torch.py).
+# the same in both frameworks (tests/contract/test_family_contract.py).
 FAMILY_PARAMS = {"transformer": 68_682, "lstm": 19_338, "gru": 14_858}
 
 
