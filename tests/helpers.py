@@ -222,29 +222,3 @@ def digits_dataset(calibration_samples: int = 128):
                                                   "calibration_samples": calibration_samples},
                            "teacher": {"build": {"arch": "mlp"}}})
     return load_dataset(recipe.data, task="classification", seed=0, resolve=recipe.resolve_path)
-
-
-def int8_accuracies(framework: str, model, data, directory: Path) -> dict:
-    """Top-1 accuracy of `model` in its framework and of its PTQ int8 .tflite (LiteRT) and .onnx
-    (ONNX Runtime), written by the formats' writers with the data's calibration samples."""
-    from edgekit.artifact import Artifact
-    from edgekit.backends import get_backend
-    from edgekit.formats.registry import get_format
-    from edgekit.layouts import to_layout
-    from edgekit.recipe import QuantizeConfig
-    from edgekit.runtimes import get_runtime
-
-    import numpy as np
-
-    def accuracy(outputs):
-        return float((np.asarray(outputs).argmax(1) == data.y_test).mean())
-
-    plan = QuantizeConfig(method="ptq", precision="int8", io="float32").plan()
-    found = {framework: accuracy(get_backend(framework).predict(model, data.x_test))}
-    for fmt, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
-        writer = get_format(fmt).writer(framework)
-        layout = writer.input_layout(channels_last=False)
-        path = writer.load()(Artifact(framework, model, plan=plan), directory / f"int8.{fmt}",
-                             data.x_calib)
-        found[fmt] = accuracy(get_runtime(runtime).open(path).predict(to_layout(data.x_test, layout)))
-    return found
