@@ -26,16 +26,17 @@ def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict
     makes no measured choice, so `facts` is left as it is."""
     writer = FORMAT.writer(artifact.framework)
     write = writer.load()
-    write(artifact, path, options.calibration, channels_last=options.channels_last)
-    if isinstance(artifact.plan, Int8):
-        compact(path)
+    def written_as_shipped(target: Path, sparse: bool = False) -> None:
+        write(artifact, target, options.calibration, sparse=sparse, channels_last=options.channels_last)
+        if isinstance(artifact.plan, Int8):
+            compact(target)
+
+    written_as_shipped(path)
     if not (options.sparse and artifact.pruned is not None):
         return []
     with tempfile.TemporaryDirectory(prefix="edgekit-sparse-") as tmp:
         candidate = Path(tmp) / path.name
-        write(artifact, candidate, options.calibration, sparse=True, channels_last=options.channels_last)
-        if isinstance(artifact.plan, Int8):
-            compact(candidate)
+        written_as_shipped(candidate, sparse=True)
         samples = to_layout(options.calibration[:64], writer.input_layout(options.channels_last))
         problem = sparse_problem(candidate, path, samples, options.threads)
         if problem is None:

@@ -70,7 +70,8 @@ def shared_step_biases(module) -> int:
     Why: a quantized FULLY_CONNECTED stores its bias as int32 at the scale input scale x weight
     scale, and the hidden state has its own scale at every step, so each step stored its own copy of
     the bias (35 kB of a 192 kB int8 LSTM of 128 units over 16 steps). Added after the linear, the
-    bias is one int8 constant that every step's ADD reads. Same arithmetic in float."""
+    bias is one constant that every step's ADD reads (PT2E leaves that ADD and its bias float: 2 kB
+    for the whole LSTM). Same arithmetic in float."""
     from edgekit.backends.torch.compat import torch
 
     linear = torch.ops.aten.linear.default
