@@ -1,13 +1,17 @@
 """Precision plans: what a quantize stage asks the exporters to produce, as typed objects.
 
-A plan says *what* precision a shipped file has (int8 full integer, dynamic-range int8, float16),
-the type of the file's inputs and outputs and whether weights are quantized per channel. It says
-nothing about *how*: each format realizes each plan for each framework in its own package
-(`edgekit.formats.<fmt>`), and declares there, once, the plans it refuses.
+A plan says *what* precision a shipped file has (int8 full integer, int16x8, dynamic-range int8,
+float16), the type of the file's inputs and outputs, whether weights are quantized per channel, and
+which layers take another precision than the rest (`layers`: the recipe's `keep_float` and
+`overrides`, resolved to the model's layer names). It says nothing about *how*: each format
+realizes each plan for each framework in its own package (`edgekit.formats.<fmt>`), and declares
+there, once, the plans it refuses.
 
     >>> plan = plan_for("int8", io="int8", per_channel=True)
     >>> plan.name, plan.io, plan.quantization_aware
     ('int8', 'int8', False)
+    >>> plan.with_layers({"head": "float"}).precision_of("head")
+    'float'
 
 Adding a precision is one `Plan` subclass here plus one realization per format (see ARCHITECTURE.md).
 """
@@ -15,7 +19,11 @@ Adding a precision is one `Plan` subclass here plus one realization per format (
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, Mapping
+
+#: what a layer of a mixed plan may be instead of the plan's own precision (`Plan.layers`)
+FLOAT_LAYER = "float"
+LAYER_PRECISIONS = ("int16x8", FLOAT_LAYER)
 
 
 @dataclass(frozen=True)
@@ -27,14 +35,33 @@ class Plan:
     description: ClassVar[str] = ""
     calibrated: ClassVar[bool] = False  # its activation ranges come from calibration samples
     promises_speed: ClassVar[bool] = True  # users expect it faster than float, not only smaller
+    alternative: ClassVar[bool] = True  # measured as an alternative when a shipped file is flagged
     io: str = "float32"
     per_channel: bool = True
     quantization_aware: bool = False
+    layers: tuple[tuple[str, str], ...] = ()  # (layer name, "int16x8" | "float"), sorted by name
 
     @property
     def precision(self) -> str:
         """The recipe's `precision:` value of this plan."""
         return self.name
+
+    @property
+    def mixed(self) -> bool:
+        """True when some layers take another precision than the plan's."""
+        return bool(self.layers)
+
+    def precision_of(self, layer: str) -> str:
+        """The precision of the layer named `layer`: its override, else the plan's."""
+        return dict(self.layers).get(layer, self.name)
+
+    def layers_at(self, precision: str) -> list[str]:
+        """The layers overridden to `precision` ("float" or "int16x8")."""
+        return [name for name, p in self.layers if p == precision]
+
+    def with_layers(self, layers: Mapping[str, str]) -> "Plan":
+        """The same plan with `layers` (layer name -> "int16x8" | "float") as its per-layer overrides."""
+        return replace(self, layers=tuple(sorted(layers.items())))
 
     def with_io(self, io: str) -> "Plan":
         """The same plan with other input/output types (e.g. float32 I/O for an intermediate file)."""
@@ -47,6 +74,16 @@ class Int8(Plan):
     description: ClassVar[str] = "full integer: int8 weights and activations, calibrated (or learned in QAT)"
     calibrated: ClassVar[bool] = True
     io: str = "int8"
+
+
+@dataclass(frozen=True)
+class Int16x8(Plan):
+    name: ClassVar[str] = "int16x8"
+    description: ClassVar[str] = ("int16 activations, int8 weights, calibrated: more accurate than int8 where "
+                                  "activations have outliers, as small, usually slower")
+    calibrated: ClassVar[bool] = True
+    promises_speed: ClassVar[bool] = False  # few CPU kernels take int16 activations: smaller, not faster
+    alternative: ClassVar[bool] = False  # never smaller nor faster than int8: not an answer to a size or speed flag
 
 
 @dataclass(frozen=True)
@@ -63,7 +100,7 @@ class Float16(Plan):
 
 
 #: precision name (the recipe's `quantize.precision`) -> plan class
-PLANS: dict[str, type[Plan]] = {plan.name: plan for plan in (Int8, Dynamic, Float16)}
+PLANS: dict[str, type[Plan]] = {plan.name: plan for plan in (Int8, Int16x8, Dynamic, Float16)}
 
 
 def plan_for(precision: str, io: str | None = None, per_channel: bool = True,

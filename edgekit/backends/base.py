@@ -89,7 +89,8 @@ class Backend(ABC):
     def preflight(self, model: Any, context: Any) -> None:
         """Refuse, before any training, stages the model they will receive cannot take: channel
         pruning of a topology the framework cannot rebuild is named here, not after the teacher
-        trained, and so is a stage that cannot take one of the model's layers (`StageConfig.layer_refusals`).
+        trained, and so is a stage that cannot take one of the model's layers (`StageConfig.layer_refusals`),
+        and a quantize stage's `keep_float` / `overrides` pattern that names no layer.
         A distill stage hands its student to the stages after it."""
         recipe = context.recipe
         current = model
@@ -102,6 +103,10 @@ class Backend(ABC):
                 if kind in refused:
                     raise InputError(f"{recipe.where('stages', i)}: {stage.label} ({stage.config.summary()}) "
                                      f"cannot take the {class_name} layer '{name}' of {self.prune_subject(current)}: {refused[kind]}")
+            try:
+                stage.config.check_layers(self.weight_layers(current))
+            except ValueError as exc:
+                raise InputError(f"{recipe.where('stages', i)}: {stage.kind}: {exc}") from None
             if stage.kind == "prune" and stage.prune.structure == "channels":
                 try:
                     self.check_channels_prunable(current, context.dataset)
@@ -121,6 +126,12 @@ class Backend(ABC):
     def layer_classes(self, model: Any) -> list[tuple[str, str]]:
         """(layer name, class name) of every layer of `model`, nested ones included, so the preflight
         finds the layers a stage refuses (`edgekit.zoo.LAYER_KINDS` names their classes)."""
+
+    @abstractmethod
+    def weight_layers(self, model: Any) -> list[str]:
+        """Names of the layers of `model` that hold a weight matrix or kernel (rank >= 2), nested ones
+        included, in model order: what `quantize.keep_float` / `overrides` patterns are matched
+        against (Keras layer names, torch module paths)."""
 
     def prune_subject(self, model: Any) -> str:
         """How the preflight's channel-pruning message names the model."""

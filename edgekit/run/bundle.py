@@ -20,12 +20,16 @@ def write_labels(run_dir: Path, labels: list[str] | None, classes: int) -> Path:
 
 
 def _file_facts(path: Path) -> dict:
-    """Op list, serving signature and quantization kind, read from the exported file itself."""
+    """Op list, serving signature, quantization kind and, when its layers differ, the precision of
+    each weight op (`layers`), read from the exported file itself."""
     from edgekit.formats.inspect import inspect_model
 
     facts = inspect_model(path, top=0)
     signature = next(iter(facts.get("signatures") or []), None)
     out = {"ops": facts["ops"], "quantization": facts["quantization"]["kind"]}
+    layers = facts["quantization"].get("layers") or []
+    if any(row["precision"] != layers[0]["precision"] for row in layers):  # a mixed plan: say what each layer is
+        out["layers"] = [{k: row[k] for k in ("layer", "op", "precision")} for row in layers]
     if signature is not None:
         out["signature"] = {k: signature[k] for k in ("name", "inputs", "outputs")}
     return out

@@ -126,8 +126,9 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
         config = stage.config
         with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record:
             result = run_stage(artifact, config, ctx)
-            if result.model is not artifact.model:
+            if result.model is not artifact.model or result.details is not artifact.details:
                 record["details"] = dict(result.details)
+            if result.model is not artifact.model:
                 record["metrics"].update(in_framework_figures(result, ctx))
         if result.model is not artifact.model:
             ctx.keep(key, result, record)

@@ -191,7 +191,7 @@ def measure_alternatives(entry: dict, kinds: list[str], final_model: Callable[[]
         kept.update({k: figures[k] for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
         return kept
 
-    others = [p for p in PLANS if p != entry["precision"]]
+    others = [p for p, plan in PLANS.items() if p != entry["precision"] and plan.alternative]
     candidates = []
     with ctx.progress.task(f"flag {entry['name']}: measure float32, {', '.join(others)}", len(others) + 2) as done:
         for precision in [FLOAT, *others]:

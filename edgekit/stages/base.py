@@ -95,6 +95,10 @@ class StageConfig(Strict):
                 found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
         return found
 
+    def check_layers(self, names: list[str]) -> None:
+        """ValueError when the configuration names layers (by pattern) that `names`, the model's
+        layers with weights, do not have; the preflight calls it before anything trains."""
+
     def files(self) -> list[tuple[tuple[str, ...], str]]:
         """Files this stage reads: (key path inside the stage, value as written in the recipe)."""
         return []

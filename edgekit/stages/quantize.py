@@ -1,18 +1,27 @@
 """Quantization: a precision plan for the exporters, after training with fake quantization (qat) or not (ptq).
 
 Post-training quantization changes no weights: it records the plan on the artifact, whatever the
-framework, and each format's exporter realizes it (the TFLite converter for .tflite, ONNX Runtime
-for .onnx). Quantization-aware training is implemented by each framework's backend.
+framework, and each format's exporter realizes it (the TFLite converter or AI Edge Quantizer for
+.tflite, ONNX Runtime for .onnx). Quantization-aware training is implemented by each framework's backend.
+
+Selective precision: `keep_float` (layer names or regexes) and `overrides` ({regex: int16x8 | float})
+give some layers another precision than the plan's. The patterns are matched (`re.fullmatch`)
+against the names of the model's layers that hold a weight matrix or kernel (`Backend.weight_layers`:
+Keras layer names, torch module paths such as `features.3`), before anything trains
+(`Backend.preflight`); a pattern that matches no layer is an error that lists the layers. The plan
+carries the resolved layer names (`Plan.layers`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgekit.artifact import Artifact
-from edgekit.precision import PLANS, Plan, plan_for
+from edgekit.errors import InputError
+from edgekit.precision import FLOAT_LAYER, LAYER_PRECISIONS, PLANS, Plan, plan_for
 from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig
 
 
@@ -23,8 +32,17 @@ _PT2E_GRU = ("LiteRT-Torch's PT2E quantizer annotates an nn.GRU only when it is 
 
 
 def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Artifact:
-    """Record the plan; the exporters quantize (with the calibration samples) when they write files."""
-    return artifact.evolve("quantize", plan=config.plan())
+    """Record the plan, its per-layer overrides resolved against the model's layers; the exporters
+    quantize (with the calibration samples) when they write files."""
+    layers = {}
+    if config.layer_patterns():
+        try:
+            layers = config.resolve_layers(context.backend.weight_layers(artifact.model))
+        except ValueError as exc:
+            raise InputError(f"{context.recipe.where('stages')}: quantize: {exc}") from None
+    if not layers:
+        return artifact.evolve("quantize", plan=config.plan())
+    return artifact.evolve("quantize", plan=config.plan().with_layers(layers), details={"layers": layers})
 
 
 class QuantizeConfig(StageConfig):
@@ -56,6 +74,19 @@ class QuantizeConfig(StageConfig):
     epochs: Optional[Annotated[int, Field(gt=0)]] = None
     batch_size: Optional[Annotated[int, Field(gt=0)]] = None
     learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
+    keep_float: list[str] = Field(default_factory=list)
+    overrides: dict[str, Literal[LAYER_PRECISIONS]] = Field(default_factory=dict)  # type: ignore[valid-type]
+
+    @field_validator("keep_float", "overrides")
+    @classmethod
+    def _patterns_compile(cls, value):
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"'{pattern}' is not a regular expression ({exc}); a layer name with "
+                                 "special characters needs them escaped, e.g. 'block\\.1'") from None
+        return value
 
     @model_validator(mode="after")
     def _combinations(self) -> "QuantizeConfig":
@@ -78,7 +109,42 @@ class QuantizeConfig(StageConfig):
             self.epochs = self.epochs or 2
             self.batch_size = self.batch_size or 32
             self.learning_rate = self.learning_rate or 1e-3
+        if self.layer_patterns():
+            key = "keep_float" if self.keep_float else "overrides"
+            if self.method != "ptq":
+                raise ValueError(f"quantize.{key} applies to method: ptq (post-training quantization); "
+                                 "quantization-aware training quantizes every layer it trains")
+            if not PLANS[self.precision].calibrated:
+                raise ValueError(f"quantize.{key} applies to precision: int8 or int16x8 (calibrated activations); "
+                                 f"precision: {self.precision} has no per-layer activation precision")
+            redundant = [p for p, v in self.overrides.items() if v == self.precision]
+            if redundant:
+                raise ValueError(f"quantize.overrides: '{redundant[0]}: {self.precision}' is the plan's own "
+                                 "precision; remove it, or use float")
         return self
+
+    def layer_patterns(self) -> list[tuple[str, str]]:
+        """(regex, precision) pairs: `keep_float` first (float wins), then `overrides` as written."""
+        return [(p, FLOAT_LAYER) for p in self.keep_float] + list(self.overrides.items())
+
+    def check_layers(self, names: list[str]) -> None:
+        if self.layer_patterns():
+            self.resolve_layers(names)
+
+    def resolve_layers(self, names: list[str]) -> dict[str, str]:
+        """{layer name: precision} of the layers named in `names` that a pattern matches in full (the
+        first pattern that matches a layer decides). ValueError naming a pattern that matches none."""
+        layers: dict[str, str] = {}
+        for pattern, precision in self.layer_patterns():
+            matched = [n for n in names if re.fullmatch(pattern, n)]
+            if not matched:
+                key = "keep_float" if pattern in self.keep_float else "overrides"
+                shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+                raise ValueError(f"{key}: '{pattern}' matches no layer of the model (the whole name must match). "
+                                 f"Its layers with weights are: {shown}")
+            for name in matched:
+                layers.setdefault(name, precision)
+        return layers
 
     @property
     def label(self) -> str:
@@ -95,5 +161,7 @@ class QuantizeConfig(StageConfig):
         return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat")
 
     def summary(self) -> str:
+        mixed = "".join(f", {p}: {', '.join(x for x, q in self.layer_patterns() if q == p)}"
+                        for p in LAYER_PRECISIONS if any(q == p for _, q in self.layer_patterns()))
         return (f"{self.method} {self.precision} (io {self.io}, "
-                f"{'per-channel' if self.per_channel else 'per-tensor'})")
+                f"{'per-channel' if self.per_channel else 'per-tensor'}{mixed})")

@@ -18,7 +18,8 @@ from edgekit.run.context import RunContext
 from tests.helpers import ROOT
 
 CALLED_BY_THE_RUN = {"load", "build", "train", "clone", "predict", "describe", "check_compatible", "save_cached",
-                     "load_cached", "qat_state", "make_student", "check_channels_prunable", "layer_classes"}
+                     "load_cached", "qat_state", "make_student", "check_channels_prunable", "layer_classes",
+                     "weight_layers"}
 
 
 def test_the_abstract_methods_are_what_the_run_calls():
@@ -36,6 +37,9 @@ class _Fake(Backend):
     def layer_classes(self, model):
         return self.layers
 
+    def weight_layers(self, model):
+        return [name for name, _ in self.layers]
+
     def make_student(self, config, teacher, dataset, recipe):
         self.calls.append(("student", teacher))
         return "student"
@@ -46,7 +50,7 @@ class _Fake(Backend):
             raise InputError(self.refuse)
 
 
-for _name in CALLED_BY_THE_RUN - {"make_student", "check_channels_prunable", "layer_classes"}:
+for _name in CALLED_BY_THE_RUN - {"make_student", "check_channels_prunable", "layer_classes", "weight_layers"}:
     setattr(_Fake, _name, lambda self, *args, **kwargs: None)
 _Fake.__abstractmethods__ = frozenset()
 
@@ -92,6 +96,18 @@ def test_preflight_refuses_a_stage_that_cannot_take_a_layer_of_the_model():
     backend.preflight("teacher", _context([{"quantize": {"method": "ptq"}}]))  # PTQ takes attention
     torch_like = _Fake(layers=[("encoder_attention", "MultiHeadAttention")])  # another framework's names
     torch_like.preflight("teacher", _context([{"quantize": {"method": "qat"}}]))
+
+
+def test_preflight_refuses_a_keep_float_pattern_that_names_no_layer():
+    """Before anything trains: the key, the pattern and the model's layers are named; a pattern that
+    matches in full passes, one that only matches part of a name does not."""
+    backend = _Fake(layers=[("stem", "Conv2D"), ("block1_conv", "Conv2D"), ("head", "Dense")])
+    backend.preflight("teacher", _context([{"quantize": {"keep_float": ["head"], "overrides": {"block.*": "int16x8"}}}]))
+    with pytest.raises(InputError, match=r"^recipe, stages\[0\]: quantize: keep_float: 'block' matches no layer .*"
+                                         r"Its layers with weights are: stem, block1_conv, head"):
+        backend.preflight("teacher", _context([{"quantize": {"keep_float": ["block"]}}]))
+    with pytest.raises(InputError, match=r"overrides: 'conv\\d' matches no layer"):
+        backend.preflight("teacher", _context([{"quantize": {"overrides": {"conv\\d": "int16x8"}}}]))
 
 
 def test_the_backend_is_resolved_once_on_first_use(monkeypatch):

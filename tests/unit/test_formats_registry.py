@@ -14,7 +14,7 @@ import pytest
 from edgekit.errors import InputError, StageError
 from edgekit.formats import registry
 from edgekit.formats.base import Writer
-from edgekit.precision import Dynamic, Float16, Int8, plan_for
+from edgekit.precision import Dynamic, Float16, Int8, Int16x8, plan_for
 
 QAT_FLOAT_IO = ("LiteRT-Torch gives a quantization-aware torch model int8 inputs and outputs; "
                 "use io: int8, or method: ptq for float32 I/O")
@@ -140,6 +140,6 @@ def test_every_precision_plan_is_realized_by_every_writer():
     from edgekit.precision import PLANS
 
     plans = set(PLANS.values())
-    assert plans == {Int8, Dynamic, Float16}
+    assert plans == {Int8, Int16x8, Dynamic, Float16}
     assert set(KERAS) == set(TORCH) == plans | {None}  # None: a float32 file
     assert set(ONNX_RUNTIME) == plans  # a float .onnx is written as it is, never through the quantizer

@@ -299,6 +299,27 @@ def test_qat_needs_int8_precision(tmp_path):
     assert "use precision: int8" in error_of(tmp_path, with_stage("- quantize: {method: qat, precision: dynamic}\n"))
 
 
+def test_keep_float_and_overrides_are_read_in_order(tmp_path):
+    recipe = load(tmp_path, with_stage("- quantize: {keep_float: [head], overrides: {'block\\d+': int16x8}}\n"))
+
+    assert recipe.quantize.layer_patterns() == [("head", "float"), ("block\\d+", "int16x8")]
+    assert recipe.quantize.resolve_layers(["stem", "block1", "block12", "head"]) == {
+        "head": "float", "block1": "int16x8", "block12": "int16x8"}
+    assert "int16x8: block\\d+, float: head" in recipe.quantize.summary()
+
+
+@pytest.mark.parametrize("stage, expected", [
+    ("{method: qat, keep_float: [head]}", "quantize.keep_float applies to method: ptq"),
+    ("{precision: dynamic, overrides: {head: float}}", "quantize.overrides applies to precision: int8 or int16x8"),
+    ("{precision: int16x8, overrides: {head: int16x8}}", "'head: int16x8' is the plan's own precision"),
+    ("{keep_float: ['conv(']}", "'conv(' is not a regular expression"),
+    ("{overrides: {head: int4}}", "stages[0].quantize.overrides.head"),
+    ("{precision: int16x8, io: int8}", "io: int8 needs precision: int8"),
+])
+def test_a_per_layer_precision_the_plan_cannot_have_is_rejected(tmp_path, stage, expected):
+    assert expected in error_of(tmp_path, with_stage(f"- quantize: {stage}\n"))
+
+
 def test_two_quantize_stages_are_rejected(tmp_path):
     message = error_of(tmp_path, with_stage("- quantize: {}\n- quantize: {precision: dynamic}\n"))
 

@@ -26,6 +26,11 @@ class KerasBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         channels.check_prunable(model)
 
+    def weight_layers(self, model) -> list[str]:
+        return [layer.name for layer in model._flatten_layers(include_self=False)
+                if not list(layer._flatten_layers(include_self=False))
+                and any(len(w.shape) >= 2 for w in layer.weights)]
+
     def layer_classes(self, model) -> list[tuple[str, str]]:
         return [(layer.name, type(layer).__name__) for layer in model._flatten_layers(include_self=False)]
 

@@ -56,6 +56,10 @@ class TorchBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         prune.check_prunable(model, dataset)
 
+    def weight_layers(self, model) -> list[str]:
+        return [name for name, module in model.named_modules()
+                if name and any(p.dim() >= 2 for p in module.parameters(recurse=False))]
+
     def layer_classes(self, model) -> list[tuple[str, str]]:
         return [(name, type(module).__name__) for name, module in model.named_modules() if name]
 

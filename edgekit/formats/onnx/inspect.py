@@ -40,11 +40,11 @@ import math
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.formats.onnx.reader import _graphs, _load_onnx
+from edgekit.formats.onnx.layers import read_layers
+from edgekit.formats.onnx.reader import _graphs, _load_onnx, _type_name, dtype_name
 
 _FLOAT = {"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"}
 _QUANT_WEIGHT = {"INT8", "UINT8", "INT4", "UINT4", "INT16", "UINT16"}
-_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16"}
 _BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 _INTEGER_OPS = {"QGemm", "QAttention", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear",
@@ -61,21 +61,6 @@ _ORT_QDQ_FUSED = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Where", "Concat", "Sp
                   "ReduceMin", "Resize", "ArgMax", "Relu", "Clip"}
 # ... of which these need no QuantizeLinear on their output (MatMulIntegerToFloat, QGemm, ArgMax's int64).
 _OUTPUT_Q_OPTIONAL = {"MatMul", "Gemm", "ArgMax"}
-
-
-def _type_name(elem_type: int) -> str:
-    from onnx import TensorProto
-
-    try:
-        return TensorProto.DataType.Name(elem_type)
-    except ValueError:
-        return str(elem_type)
-
-
-def dtype_name(elem_type: int) -> str:
-    """ONNX element type -> numpy-style name ("FLOAT" -> "float32", "INT8" -> "int8")."""
-    name = _type_name(elem_type)
-    return _NAMES.get(name, name.lower())
 
 
 def _is_integer_op(node) -> bool:
@@ -339,20 +324,24 @@ def _quantization(model: _Model) -> dict:
                       for name in weight_inputs)
     float16 = any(_type_name(t.data_type) == "FLOAT16" for t in model.constants.values())
     float_ops, source = [], None
+    layers = read_layers(model)
     if quantized_acts:
         float_ops = _static_float_ops(model, qdq=not qoperator)
         source = "graph rules"
         checked = _ort_float_ops(model, float_ops)
         if checked is not None:
             float_ops, source = checked, "onnxruntime optimized graph"
-        kind = "mixed" if float_ops else "int8 (full integer)"
+        integer = frozenset({row["precision"] for row in layers} & {"int8", "int16x8"})
+        kind = "mixed" if float_ops else {
+            frozenset({"int16x8"}): "int16x8 (full integer)",
+            frozenset({"int8", "int16x8"}): "int8 + int16x8 (full integer)"}.get(integer, "int8 (full integer)")
     elif int_weights:
         kind = "int8 weights, float activations (dynamic range)"
     elif float16:
         kind = "float16 weights"
     else:
         kind = "float"
-    return {"kind": kind, "float_ops": float_ops, "float_ops_from": source}
+    return {"kind": kind, "float_ops": float_ops, "float_ops_from": source, "layers": layers}
 
 
 def _tensors_by_size(model: _Model, top: int) -> list[dict]:

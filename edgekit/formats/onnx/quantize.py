@@ -6,6 +6,9 @@
   (`edgekit.formats.onnx.tuning`); LSTMs, which static QDQ leaves float, get int8 weights by dynamic
   quantization in the same file (`edgekit.formats.onnx.recurrent`). The measured choice goes to the
   report (`quantize_onnx`'s `facts`).
+- int16x8: static QDQ with int16 activations and int8 weights (ONNX Runtime runs them in float
+  between 16-bit QuantizeLinear / DequantizeLinear: as small as int8, more accurate, not faster).
+- Per-layer overrides (`plan.layers`: keep_float / overrides): `edgekit.formats.onnx.layers`.
 - dynamic: int8 weights, activations quantized at run time (`quantize_dynamic`).
 - float16: weights and compute in float16, float32 inputs and outputs kept.
 
@@ -24,8 +27,9 @@ import numpy as np
 from edgekit.errors import StageError
 from edgekit.formats.onnx.recurrent import quantize_recurrent, recurrent_ops
 from edgekit.formats.onnx.recurrent import note as recurrent_note
-from edgekit.formats.onnx.tuning import choose, prepare
-from edgekit.precision import Dynamic, Float16, Int8, Plan
+from edgekit.formats.onnx.compact import compact
+from edgekit.formats.onnx.tuning import INT16X8, choose, input_name, prepare, quantize
+from edgekit.precision import Dynamic, Float16, Int8, Int16x8, Plan
 from edgekit.quiet import native_stderr_silenced
 
 
@@ -36,8 +40,29 @@ def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: in
         how = prepare(source, prepared)
         found = recurrent_ops(prepared)
         finish = quantize_recurrent if found else None
-        record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish)
+        record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish, dict(plan.layers))
     record.update(prepared=how, recurrent=recurrent_note(found))
+    if plan.layers:
+        record["layers"] = dict(plan.layers)
+    return record
+
+
+def _int16x8(source: Path, target: Path, plan, calibration: np.ndarray, threads: int = 1) -> dict:
+    """Static QDQ with 16-bit activations and 8-bit weights (ORT raises the opset to 21 for 16-bit
+    QuantizeLinear); ORT's CPU provider has no int16 kernels, so there is no variant to time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        how = prepare(source, prepared)
+        found = recurrent_ops(prepared)
+        quantize(prepared, target, INT16X8, plan.per_channel, input_name(prepared), calibration, dict(plan.layers))
+        if found:
+            quantize_recurrent(target)
+        compact(target)
+    record = {"method": "static QDQ (ONNX Runtime quantize_static, MinMax), int16 activations, int8 weights",
+              "chosen": INT16X8.name, "per_channel": plan.per_channel, "prepared": how,
+              "recurrent": recurrent_note(found)}
+    if plan.layers:
+        record["layers"] = dict(plan.layers)
     return record
 
 
@@ -64,7 +89,7 @@ def _float16(source: Path, target: Path, plan, calibration: np.ndarray, threads:
 
 #: plan class -> ONNX Runtime quantization realizing it (the same for every framework's float file)
 PLANS: dict[type[Plan], Callable[..., Optional[dict]]] = {
-    Int8: _int8, Dynamic: _dynamic, Float16: _float16,
+    Int8: _int8, Int16x8: _int16x8, Dynamic: _dynamic, Float16: _float16,
 }
 
 

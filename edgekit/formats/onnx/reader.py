@@ -193,3 +193,21 @@ def model_files(path: Path) -> list[Path]:
 def is_sparse_encoded(path: Path) -> bool:
     """True when a graph stores a sparse_initializer."""
     return any(len(graph.sparse_initializer) for graph in _graphs(_load_onnx(path).graph))
+
+
+_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16"}
+
+
+def _type_name(elem_type: int) -> str:
+    from onnx import TensorProto
+
+    try:
+        return TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return str(elem_type)
+
+
+def dtype_name(elem_type: int) -> str:
+    """ONNX element type -> numpy-style name ("FLOAT" -> "float32", "INT8" -> "int8")."""
+    name = _type_name(elem_type)
+    return _NAMES.get(name, name.lower())

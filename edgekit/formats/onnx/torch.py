@@ -3,6 +3,7 @@ with ONNX Runtime. The file takes NCHW input named `input` with a dynamic batch 
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 EXTERNAL_DATA_BYTES = 1 << 30  # weights above this go to `<name>.onnx.data` (protobuf's 2 GB limit)
 STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata torch.onnx adds: Python frames with file paths
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # ... and the module scopes of the node
 
 
 def _param_bytes(model: nn.Module) -> int:
@@ -43,23 +45,40 @@ def _onnx_export_script(model, example, path: Path) -> None:
     )
 
 
-def _drop_stack_traces(path: Path) -> None:
-    """torch.onnx records on every node the Python stack that produced it, with the absolute paths of
-    the files involved (the virtualenv, the user's checkout). A shipped file must not carry them, and
-    without them the same model gives the same bytes wherever it is exported."""
+def _module_path(node) -> str | None:
+    """The path of the module that made `node` (`features.0`), from the name scopes torch.onnx
+    records (`['', 'features', 'features.0', 'conv2d']`: the module scopes, then the op)."""
+    for prop in node.metadata_props:
+        if prop.key == NAME_SCOPES:
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            return scopes[-2] if isinstance(scopes, list) and len(scopes) >= 3 and scopes[-2] else None
+    return None
+
+
+def _tidy_nodes(path: Path) -> None:
+    """Name every node after its module and drop the stack traces torch.onnx records.
+
+    The dynamo exporter names nodes by op (`node_conv2d_1`) and keeps the module in metadata that
+    quantization and `compact` drop; prefixed with the module path (`features.3/node_conv2d_1`),
+    the layer stays readable in every file, which `keep_float` / `overrides`, `edgekit inspect`
+    and the per-layer reports need. The stack traces carry the absolute paths of the files involved
+    (the virtualenv, the user's checkout): a shipped file must not carry them, and without them the
+    same model gives the same bytes wherever it is exported."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)  # external weights stay where they are
-    graphs = [model.graph, *model.functions]
-    removed = 0
-    for graph in graphs:
+    for graph in [model.graph, *model.functions]:
         for node in graph.node:
+            module = _module_path(node)
+            if module and not node.name.startswith(f"{module}/"):
+                node.name = f"{module}/{node.name}"
             kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE]
-            removed += len(node.metadata_props) - len(kept)
             del node.metadata_props[:]
             node.metadata_props.extend(kept)
-    if removed:
-        onnx.save(model, str(path))
+    onnx.save(model, str(path))
 
 
 def _export(model: nn.Module, samples: np.ndarray, path: Path) -> None:
@@ -87,13 +106,13 @@ def to_onnx(model: nn.Module, path: Path, calibration: Optional[np.ndarray] = No
 
     A model fixed to one batch size (a torch.export teacher without a dynamic batch), or one whose
     graph specialises the batch, is exported with that fixed batch instead. The stack traces
-    torch.onnx records on the nodes are dropped (`_drop_stack_traces`)."""
+    torch.onnx records on the nodes are dropped, and nodes are named after their modules (`_tidy_nodes`)."""
     samples = conversion.samples(model, calibration, False)
     path = Path(path)
     try:
         with conversion.eval_mode(model), conversion.quiet():
             _export(model, samples, path)
-        _drop_stack_traces(path)
+        _tidy_nodes(path)
     except StageError:
         raise
     except Exception as exc:

@@ -27,10 +27,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from edgekit.formats.onnx.compact import compact
+from edgekit.formats.onnx.layers import quantizer_options
 
 MARGIN = 0.9  # another candidate replaces the kept one only when its p50 is below MARGIN x the kept one's
 ROUNDS, WINS_NEEDED = 7, 6  # ... in at least WINS_NEEDED of ROUNDS rounds
@@ -52,9 +54,12 @@ class Candidate:
     float, which saves the Q/DQ pairs around ops that have no integer kernel)."""
 
     name: str
-    activations: str  # "uint8" | "int8" (weights are always int8)
+    activations: str  # "uint8" | "int8" | "int16" (weights are always int8)
     weights_only: bool = False
 
+
+#: the single configuration of an int16x8 plan: nothing to choose, ORT has no int16 kernels to time
+INT16X8 = Candidate("A16W8", "int16")
 
 CANDIDATES = (
     Candidate("U8S8", "uint8"),
@@ -112,18 +117,21 @@ def _excluded(path: Path, candidate: Candidate) -> list[str]:
 
 
 def quantize(prepared: Path, target: Path, candidate: Candidate, per_channel: bool, name: str,
-             calibration: np.ndarray) -> None:
-    """Static QDQ quantization of `prepared` to `target` as `candidate` says, MinMax-calibrated."""
+             calibration: np.ndarray, layers: Mapping[str, str] | None = None) -> None:
+    """Static QDQ quantization of `prepared` to `target` as `candidate` says, MinMax-calibrated, with
+    the plan's per-layer precisions `layers` (`edgekit.formats.onnx.layers`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    activation = QuantType.QUInt8 if candidate.activations == "uint8" else QuantType.QInt8
+    activation = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[candidate.activations]
+    options = quantizer_options(prepared, layers or {}, activation)
     quantize_static(
         str(prepared), str(target), Calibration(name, calibration),
         quant_format=QuantFormat.QDQ, per_channel=per_channel,
         activation_type=activation, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
         op_types_to_quantize=list(WEIGHT_OPS) if candidate.weights_only else None,
-        nodes_to_exclude=_excluded(prepared, candidate),
+        nodes_to_exclude=_excluded(prepared, candidate) + options["nodes_to_exclude"],
+        extra_options=options["extra_options"],
     )
 
 
@@ -207,7 +215,7 @@ def cpu_int8_features() -> list[str]:
 
 
 def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, calibration: np.ndarray,
-           threads: int, finish=None) -> dict:
+           threads: int, finish=None, layers: Mapping[str, str] | None = None) -> dict:
     """Quantize `prepared` as every candidate (then `finish(path)`, e.g. the recurrent step, when
     given, and `compact`), time them all together with `float_file`, copy the chosen one to `target`
     and return the record."""
@@ -219,7 +227,7 @@ def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, ca
         for index, candidate in enumerate(CANDIDATES):
             path = Path(tmp) / f"candidate{index}.onnx"
             try:
-                quantize(prepared, path, candidate, per_channel, name, calibration)
+                quantize(prepared, path, candidate, per_channel, name, calibration, layers)
                 if finish is not None:
                     finish(path)
                 compact(path)

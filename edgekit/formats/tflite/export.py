@@ -1,6 +1,6 @@
 """The .tflite export flow: the framework's writer realizes the plan in the converter, and a sparse
 encoding (`export.sparse`, pruned models) ships only when LiteRT runs it and gives the same outputs.
-An int8 file gets short tensor names (`edgekit.formats.tflite.compact`), as the ONNX flow does.
+An int8 or int16x8 file gets short tensor names (`edgekit.formats.tflite.compact`), as the ONNX flow does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from edgekit.formats.base import ExportOptions
 from edgekit.formats.tflite import FORMAT
 from edgekit.formats.tflite.compact import compact
 from edgekit.layouts import to_layout
-from edgekit.precision import Int8
 
 
 def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict,
@@ -28,7 +27,7 @@ def export(artifact: Artifact, path: Path, options: ExportOptions, written: dict
     write = writer.load()
     def written_as_shipped(target: Path, sparse: bool = False) -> None:
         write(artifact, target, options.calibration, sparse=sparse, channels_last=options.channels_last)
-        if isinstance(artifact.plan, Int8):
+        if artifact.plan is not None and artifact.plan.calibrated:
             compact(target)
 
     written_as_shipped(path)

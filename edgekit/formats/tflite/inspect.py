@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.formats.tflite import schema as tflite_schema
 from edgekit.errors import InputError
+from edgekit.formats.layer_names import layer_of, layer_precision
+from edgekit.formats.tflite import schema as tflite_schema
 
 _FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 _QUANT_TYPES = {"INT8", "UINT8", "INT16", "INT4", "INT2", "UINT4"}
@@ -146,9 +147,43 @@ def _float_ops(graph: _Graph) -> tuple[list[dict], bool, set[str]]:
     return float_ops, quantized_acts, constant_types
 
 
-def _kind(float_ops: list, quantized_acts: bool, constant_types: set[str]) -> str:
+#: weight ops: op name -> (index of the data input, index of the weight input)
+_WEIGHT_OPS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1), "TRANSPOSE_CONV": (2, 1),
+               "BATCH_MATMUL": (0, 1), "CONV_3D": (0, 1)}
+
+
+def _layers(graph: _Graph) -> list[dict]:
+    """The precision of each weight op of the main subgraph (`layer_names.layer_precision`): the
+    layer it belongs to (`layer_names.layer_of` its weight's or output's name), its activation and
+    weight dtypes. A weight read through a DEQUANTIZE is reported at its stored dtype."""
+    subgraph = graph.model.Subgraphs(0)
+    dequantized = {outputs[0]: inputs[0] for _, name, inputs, outputs in graph.ops(0)
+                   if name == "DEQUANTIZE" and inputs and outputs}
+    rows = []
+    for k, name, inputs, outputs in graph.ops(0):
+        if name not in _WEIGHT_OPS or max(_WEIGHT_OPS[name]) >= len(inputs):
+            continue
+        data, weight = (inputs[i] for i in _WEIGHT_OPS[name])
+        stored = dequantized.get(weight, weight)
+        if not graph.is_constant(subgraph.Tensors(stored)):
+            continue
+        weight_name = subgraph.Tensors(stored).Name().decode(errors="replace")
+        output_name = subgraph.Tensors(outputs[0]).Name().decode(errors="replace") if outputs else ""
+        activations = _dtype(graph.type_name(subgraph.Tensors(data)))
+        weights = _dtype(graph.type_name(subgraph.Tensors(stored)))
+        rows.append({"layer": layer_of(weight_name) or layer_of(output_name), "op": name, "index": k,
+                     "weight": weight_name, "activations": activations, "weights": weights,
+                     "precision": layer_precision(activations, weights, stored != weight)})
+    return rows
+
+
+def _kind(float_ops: list, quantized_acts: bool, constant_types: set[str], layers: list[dict] = ()) -> str:
     if quantized_acts:
-        return "mixed" if float_ops else "int8 (full integer)"
+        wide = {row["precision"] for row in layers} & {"int8", "int16x8"}
+        if float_ops:
+            return "mixed"
+        return {frozenset({"int16x8"}): "int16x8 (full integer)",
+                frozenset({"int8", "int16x8"}): "int8 + int16x8 (full integer)"}.get(frozenset(wide), "int8 (full integer)")
     if constant_types & _QUANT_TYPES:
         return "int8 weights, float activations (dynamic range)"
     if "FLOAT16" in constant_types:
@@ -198,13 +233,14 @@ def read_tflite(path: Path, top: int = 10) -> dict:
             for _, name, _, _ in graph.ops(g):
                 ops[name] = ops.get(name, 0) + 1
         float_ops, quantized_acts, constant_types = _float_ops(graph)
-        kind = _kind(float_ops, quantized_acts, constant_types)
+        layers = _layers(graph)
+        kind = _kind(float_ops, quantized_acts, constant_types, layers)
         return {
             "inputs": _io(graph, 0, main.InputsAsNumpy() if main.InputsLength() else []),
             "outputs": _io(graph, 0, main.OutputsAsNumpy() if main.OutputsLength() else []),
             "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
             "quantization": {"kind": kind, "float_ops": float_ops if quantized_acts else [],
-                             "float_ops_from": "tensor types" if quantized_acts else None},
+                             "float_ops_from": "tensor types" if quantized_acts else None, "layers": layers},
             "tensors_by_size": _tensors_by_size(graph, top),
             "signatures": _signatures(graph),
         }

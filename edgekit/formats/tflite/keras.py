@@ -2,7 +2,8 @@
 (the converter set-up per plan is `edgekit.formats.tflite.plans.KERAS`). Recurrent models are traced
 with a fixed batch of 1 (`edgekit.formats.tflite.recurrent`, which says why); all others keep the
 dynamic batch of `from_keras_model`. The int8 file of an attention model has only its weight ops
-quantized (`edgekit.formats.tflite.attention`).
+quantized (`edgekit.formats.tflite.attention`). int16x8 files and files with per-layer overrides
+are converted float and quantized by AI Edge Quantizer (`edgekit.formats.tflite.edge`).
 
 Attention models (a Keras `MultiHeadAttention`, `Attention` or `AdditiveAttention` layer at any
 depth) are converted with a batch of 1 too, from a clone of the model whose input has
@@ -22,8 +23,8 @@ import numpy as np
 from edgekit.backends.keras.compat import keras, tf
 from edgekit.errors import StageError
 from edgekit.formats.tflite import FORMAT
-from edgekit.formats.tflite import attention, recurrent
-from edgekit.formats.tflite.plans import KERAS
+from edgekit.formats.tflite import attention, edge, recurrent
+from edgekit.formats.tflite.plans import keras_setup
 from edgekit.precision import Int8, Plan
 from edgekit.quiet import native_stderr_silenced
 
@@ -67,17 +68,20 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
     rnn = recurrent.is_recurrent(model)
     try:
         if rnn:  # tracing (and unrolling) a recurrent model can fail like the conversion itself
-            converter = recurrent.converter(model, unroll=isinstance(plan, Int8))
+            converter = recurrent.converter(model, unroll=plan is not None and plan.calibrated)
         else:
             converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
-        KERAS[type(plan) if plan is not None else None](converter, plan, calibration)
-        if rnn:
+        by_edge = edge.by_edge_quantizer(plan)
+        keras_setup(plan)(converter, plan, calibration)
+        if rnn and not by_edge:
             recurrent.adjust(converter, plan, model)
         if sparse:  # added to what the plan set: alone it keeps a float model float
             converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
         with native_stderr_silenced():
             content = converter.convert()
-            if isinstance(plan, Int8) and not plan.quantization_aware and attention.has_attention(content):
+            if by_edge:
+                content = edge.quantize(content, edge.recipe(plan, content), calibration)
+            elif isinstance(plan, Int8) and not plan.quantization_aware and attention.has_attention(content):
                 content = _weight_ops_only(converter, plan, content)
     except StageError:
         raise

@@ -1,6 +1,9 @@
 """How each precision plan becomes a .tflite, per framework: the realization tables the writers use.
 
-`KERAS`: plan class (None: float32) -> set-up of TensorFlow's `TFLiteConverter` for it.
+`KERAS`: plan class (None: float32) -> set-up of TensorFlow's `TFLiteConverter` for it; int16x8 and
+plans with per-layer overrides are converted float and quantized by AI Edge Quantizer
+(`edgekit.formats.tflite.edge`, `keras_setup`), which has a recipe per op where the converter has
+one setting for the whole model.
 `TORCH`: plan class -> conversion with LiteRT-Torch, through the primitives of the torch writer's
 `Conversion` (`convert`, `pt2e`, `edge_quantize`):
 - int8, io int8: PT2E post-training quantization (LiteRT-Torch's PT2EQuantizer, symmetric int8
@@ -9,12 +12,13 @@
   this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
   nn.LSTM / nn.GRU are decomposed before PT2E so their weights are int8 too, per tensor
   (`edgekit.formats.tflite.torch_recurrent` says why).
-- int8, io float32 | uint8: the float .tflite quantized with AI Edge Quantizer (the quantizer
-  LiteRT-Torch uses for its own recipes; static int8, ranges the min/max over every calibration
-  sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as TF's
-  converter does for Keras. In an attention model only the weight ops are int8, per tensor
+- int8, io float32 | uint8, and int8 with per-layer overrides: the float .tflite quantized with AI
+  Edge Quantizer (`edgekit.formats.tflite.edge`: static int8, ranges the min/max over every
+  calibration sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as
+  TF's converter does for Keras. In an attention model only the weight ops are int8, per tensor
   (`edgekit.formats.tflite.attention`: LiteRT's XNNPACK runs the rest faster in float, and per-channel
   parameters weigh a fifth of the int8 weights of a small encoder).
+- int16x8: AI Edge Quantizer with 16-bit activations (`edge`).
 - dynamic: PT2E with `is_dynamic=True`: int8 weights, activations quantized inside the kernels at
   run time (hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D), float inputs and outputs.
 - float16: LiteRT-Torch's fp16 recipe (float16 weights behind DEQUANTIZE ops, float32 compute).
@@ -31,7 +35,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from edgekit.errors import StageError
-from edgekit.precision import Dynamic, Float16, Int8, Plan
+from edgekit.formats.tflite import edge
+from edgekit.precision import Dynamic, Float16, Int8, Int16x8, Plan
 
 
 # ---- Keras: TFLiteConverter settings ---------------------------------------------------------
@@ -77,9 +82,23 @@ def _keras_int8(converter, plan: Plan, calibration: Optional[np.ndarray]) -> Non
         converter._experimental_disable_per_channel = True
 
 
+def _keras_by_edge_quantizer(converter, plan: Plan, calibration: Optional[np.ndarray]) -> None:
+    """A float file, which AI Edge Quantizer then quantizes (`edge.by_edge_quantizer`); the Keras
+    writer runs it."""
+    if calibration is None or not len(calibration):
+        raise StageError("export", f"{plan.precision} quantization needs calibration samples (data.calibration_samples)")
+
+
 KERAS: dict[Optional[type[Plan]], Callable[[Any, Optional[Plan], Optional[np.ndarray]], None]] = {
-    None: _keras_float32, Int8: _keras_int8, Dynamic: _keras_dynamic, Float16: _keras_float16,
+    None: _keras_float32, Int8: _keras_int8, Int16x8: _keras_by_edge_quantizer, Dynamic: _keras_dynamic,
+    Float16: _keras_float16,
 }
+
+
+def keras_setup(plan: Optional[Plan]):
+    """The converter set-up of `plan` for a Keras model: a mixed int8 plan's file is converted
+    float and quantized by AI Edge Quantizer like an int16x8 one."""
+    return _keras_by_edge_quantizer if edge.by_edge_quantizer(plan) else KERAS[type(plan) if plan is not None else None]
 
 
 # ---- torch: LiteRT-Torch, PT2E and AI Edge Quantizer ------------------------------------------
@@ -88,43 +107,6 @@ def _pt2e_quantizer(per_channel: bool, dynamic: bool):
     from edgekit.formats.tflite import torch_recurrent
 
     return torch_recurrent.quantizer(per_channel, dynamic)
-
-
-def _edge_recipe(plan: Plan, float_tflite: bytes):
-    """AI Edge Quantizer recipe manager for the float .tflite `float_tflite`: static int8 everywhere
-    (for an attention model on its weight ops only, `edgekit.formats.tflite.attention`), `plan.io`
-    on the model's inputs/outputs."""
-    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
-
-    from edgekit.formats.tflite import attention, torch_recurrent
-
-    ops = qtyping.TFLOperationName
-    granularity = qtyping.QuantGranularity.CHANNELWISE if plan.per_channel else qtyping.QuantGranularity.TENSORWISE
-    manager = recipe_manager.RecipeManager()
-    manager.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8,
-                              weight_granularity=granularity)
-    if plan.per_channel:  # the unrolled LSTM / GRU layers' FULLY_CONNECTED ops: per tensor (torch_recurrent)
-        manager.add_static_config(torch_recurrent.SCOPE, ops.FULLY_CONNECTED, activation_num_bits=8,
-                                  weight_num_bits=8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
-    if attention.has_attention(float_tflite):
-        manager.add_static_config(".*", ops.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8,
-                                  weight_granularity=qtyping.QuantGranularity.TENSORWISE)
-        for name in attention.float_ops(float_tflite):
-            if name in ops.__members__:
-                manager.add_quantization_config(".*", ops[name], algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
-    if plan.io == "float32":
-        for op in (ops.INPUT, ops.OUTPUT):
-            manager.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
-    elif plan.io == "uint8":
-        edge = qtyping.OpQuantizationConfig(
-            activation_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
-            weight_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=True, granularity=granularity),
-            compute_precision=qtyping.ComputePrecision.INTEGER, explicit_dequantize=False)
-        for op in (ops.INPUT, ops.OUTPUT):
-            manager.add_quantization_config(".*", op, op_config=edge)
-    return manager
 
 
 def _torch_float32(c, plan: Optional[Plan]) -> bytes:
@@ -141,13 +123,18 @@ def _torch_dynamic(c, plan: Plan) -> bytes:
     return c.pt2e(_pt2e_quantizer(plan.per_channel, dynamic=True), calibrate=False)
 
 
+def _torch_by_edge_quantizer(c, plan: Plan) -> bytes:
+    return c.edge_quantize(lambda float_tflite: edge.recipe(plan, float_tflite))
+
+
 def _torch_int8(c, plan: Plan) -> bytes:
-    if plan.io == "int8":  # an nn.MultiheadAttention model: per-tensor weights (formats.tflite.attention)
+    if plan.io == "int8" and not plan.mixed:  # nn.MultiheadAttention: per-tensor weights (formats.tflite.attention)
         per_channel = plan.per_channel and not c.has_attention_module()
         return c.pt2e(_pt2e_quantizer(per_channel, dynamic=False), calibrate=True)
-    return c.edge_quantize(lambda float_tflite: _edge_recipe(plan, float_tflite))
+    return _torch_by_edge_quantizer(c, plan)
 
 
 TORCH: dict[Optional[type[Plan]], Callable[[Any, Optional[Plan]], bytes]] = {
-    None: _torch_float32, Int8: _torch_int8, Dynamic: _torch_dynamic, Float16: _torch_float16,
+    None: _torch_float32, Int8: _torch_int8, Int16x8: _torch_by_edge_quantizer, Dynamic: _torch_dynamic,
+    Float16: _torch_float16,
 }

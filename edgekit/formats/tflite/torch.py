@@ -82,26 +82,6 @@ def _pt2e(model: nn.Module, example, samples: np.ndarray, quantizer, calibrate: 
     return converted
 
 
-def _edge_quantize(float_tflite: bytes, samples: np.ndarray, batch: int, manager) -> bytes:
-    """Quantization of a float .tflite with AI Edge Quantizer as its recipe `manager` says,
-    calibrated on `samples`.
-
-    The ranges are the plain min/max over all samples: the quantizer's default moving average of
-    per-sample extremes (factor 0.95) clips the activations of a batch-1 model badly."""
-    from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_quantizer import calibrator, quantizer
-    from ai_edge_quantizer.utils import qsv_utils
-
-    signatures = Interpreter(model_content=float_tflite).get_signature_list()
-    key = next(iter(signatures))
-    name = signatures[key]["inputs"][0]
-    ranges = calibrator.Calibrator(float_tflite, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-    ranges.calibrate({key: [{name: chunk} for chunk in _batches(samples, batch)]}, manager)
-    engine = quantizer.Quantizer(bytearray(float_tflite), manager.get_quantization_recipe())
-    result = engine.quantize(ranges.get_model_qsvs(), enable_progress_report=False)
-    return bytes(result.quantized_model)
-
-
 class Conversion:
     """One model on its way to .tflite: the module to convert (channels-last wrapped when asked), its
     example input, the calibration samples and the batch the file will have."""
@@ -141,8 +121,10 @@ class Conversion:
     def edge_quantize(self, recipe) -> bytes:
         """The float .tflite, quantized by AI Edge Quantizer with the recipe manager that
         `recipe(float .tflite bytes)` returns."""
+        from edgekit.formats.tflite import edge
+
         float_tflite = self.convert()
-        return _edge_quantize(float_tflite, self.samples, self.batch, recipe(float_tflite))
+        return edge.quantize(float_tflite, recipe(float_tflite), self.samples, self.batch)
 
 
 def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
