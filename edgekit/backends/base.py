@@ -128,6 +128,12 @@ class Backend(ABC):
         finds the layers a stage refuses (`edgekit.zoo.LAYER_KINDS` names their classes)."""
 
     @abstractmethod
+    def equalize(self, model: Any) -> tuple[Any, list[dict]]:
+        """(a copy of `model` with cross-layer equalization applied to every pair of layers its graph
+        allows, one record per pair), or (`model`, []) when there is none (`edgekit.equalization`).
+        The model's function is unchanged; `model` itself is not modified."""
+
+    @abstractmethod
     def weight_layers(self, model: Any) -> list[str]:
         """Names of the layers of `model` that hold a weight matrix or kernel (rank >= 2), nested ones
         included, in model order: what `quantize.keep_float` / `overrides` patterns are matched

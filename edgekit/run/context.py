@@ -76,6 +76,14 @@ class RunContext:
         self.replay(record, time.perf_counter() - start)
         return artifact
 
+    def control_accuracy(self, artifact: Artifact, max_drop: float) -> Artifact:
+        """The quantized artifact whose files keep within `max_drop` of the float model on the
+        validation split, searched over plans (`edgekit.run.accuracy_control`); the quantize stage
+        calls it for `max_drop`, since a stage cannot export or run files itself."""
+        from edgekit.run.accuracy_control import control
+
+        return control(artifact, max_drop, self)
+
     @contextlib.contextmanager
     def stage(self, name: str, summary: str = "", config: Any = None) -> Iterator[dict]:
         """Time a step and record it for the report; unexpected errors become StageError(name)."""

@@ -59,9 +59,11 @@ def exports_key(recipe, teacher: str, final: str) -> str:
 # ---- model entries ---------------------------------------------------------------------------
 
 def _state_json(artifact: Artifact) -> dict:
-    """The artifact's typed state, as JSON (the plan is the recipe's and is taken from it on load)."""
+    """The artifact's typed state, as JSON (the plan is the recipe's and is taken from it on load,
+    with the per-layer precisions the run chose: `max_drop` picks them on the validation split)."""
     return {"source": artifact.source, "pruned": artifact.pruned, "clustered": artifact.clustered,
             "quantization_aware": artifact.qat is not None, "planned": artifact.plan is not None,
+            "layers": dict(artifact.plan.layers) if artifact.plan is not None else {},
             "details": dict(artifact.details)}
 
 
@@ -94,7 +96,8 @@ def load_model(cache, key: str, backend, context) -> tuple[Optional[tuple[Artifa
             float_model = backend.load_cached(float_dir, context) if float_dir.exists() else None
             qat = backend.qat_state(float_model)
         artifact = Artifact(backend.framework, model, name=meta["name"],
-                            plan=context.recipe.quantize.plan() if state["planned"] else None,
+                            plan=(context.recipe.quantize.plan().with_layers(state.get("layers") or {})
+                                  if state["planned"] else None),
                             history=tuple(meta["history"]), source=state["source"], pruned=state["pruned"],
                             clustered=state["clustered"], qat=qat, details=state["details"])
         return (artifact, meta["record"]), None

@@ -33,7 +33,8 @@ _PT2E_GRU = ("LiteRT-Torch's PT2E quantizer annotates an nn.GRU only when it is 
 
 def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Artifact:
     """Record the plan, its per-layer overrides resolved against the model's layers; the exporters
-    quantize (with the calibration samples) when they write files."""
+    quantize (with the calibration samples) when they write files. With `max_drop`, the run searches
+    for a plan whose files meet it on the validation split (`RunContext.control_accuracy`)."""
     layers = {}
     if config.layer_patterns():
         try:
@@ -41,8 +42,12 @@ def post_training(artifact: Artifact, config: "QuantizeConfig", context) -> Arti
         except ValueError as exc:
             raise InputError(f"{context.recipe.where('stages')}: quantize: {exc}") from None
     if not layers:
-        return artifact.evolve("quantize", plan=config.plan())
-    return artifact.evolve("quantize", plan=config.plan().with_layers(layers), details={"layers": layers})
+        planned = artifact.evolve("quantize", plan=config.plan())
+    else:
+        planned = artifact.evolve("quantize", plan=config.plan().with_layers(layers), details={"layers": layers})
+    if config.max_drop is None:
+        return planned
+    return context.control_accuracy(planned, config.max_drop)
 
 
 class QuantizeConfig(StageConfig):
@@ -74,6 +79,7 @@ class QuantizeConfig(StageConfig):
     epochs: Optional[Annotated[int, Field(gt=0)]] = None
     batch_size: Optional[Annotated[int, Field(gt=0)]] = None
     learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
+    max_drop: Optional[Annotated[float, Field(gt=0.0, lt=1.0)]] = None
     keep_float: list[str] = Field(default_factory=list)
     overrides: dict[str, Literal[LAYER_PRECISIONS]] = Field(default_factory=dict)  # type: ignore[valid-type]
 
@@ -109,6 +115,9 @@ class QuantizeConfig(StageConfig):
             self.epochs = self.epochs or 2
             self.batch_size = self.batch_size or 32
             self.learning_rate = self.learning_rate or 1e-3
+        if self.max_drop is not None and (self.method != "ptq" or not PLANS[self.precision].calibrated):
+            raise ValueError("quantize.max_drop applies to method: ptq with precision: int8 or int16x8: it "
+                             "searches calibrated post-training plans (equalization, int16x8 or float layers)")
         if self.layer_patterns():
             key = "keep_float" if self.keep_float else "overrides"
             if self.method != "ptq":
@@ -163,5 +172,6 @@ class QuantizeConfig(StageConfig):
     def summary(self) -> str:
         mixed = "".join(f", {p}: {', '.join(x for x, q in self.layer_patterns() if q == p)}"
                         for p in LAYER_PRECISIONS if any(q == p for _, q in self.layer_patterns()))
+        control = f", max_drop {self.max_drop:g}" if self.max_drop is not None else ""
         return (f"{self.method} {self.precision} (io {self.io}, "
-                f"{'per-channel' if self.per_channel else 'per-tensor'}{mixed})")
+                f"{'per-channel' if self.per_channel else 'per-tensor'}{mixed}{control})")

@@ -203,6 +203,29 @@ def test_int8_export_gets_short_tensor_names_and_the_same_outputs(tmp_path):
     assert not any(re.fullmatch(r"t\d+", t.Name().decode()) for t in _tensors(float_file))
 
 
+def test_a_file_with_weights_stored_by_offset_is_compacted_whole(tmp_path):
+    """AI Edge Quantizer stores a mixed file's float weights after the flatbuffer, addressed by
+    offset; `compact` moves them inside, so the file still loads and gives the same outputs."""
+    pytest.importorskip("tensorflow")
+    import shutil
+
+    from edgekit.formats.tflite.compact import compact
+    from edgekit.formats.tflite.schema import load_model
+
+    model, x = keras_encoder(), samples()
+    layers = {name: "float" for name in [layer.name for layer in model.layers if layer.weights][1:]}
+    plan = QuantizeConfig(precision="int8", io="float32").plan().with_layers(layers)
+    plain = get_format("tflite").writer("keras").load()(Artifact("keras", model, plan=plan), tmp_path / "plain.tflite", x)
+    _, parsed, _ = load_model(plain)
+    assert any(parsed.Buffers(i).Offset() > 1 for i in range(parsed.BuffersLength()))  # the case under test
+    compacted = tmp_path / "compacted.tflite"
+    shutil.copyfile(plain, compacted)
+    compact(compacted)
+    litert = get_runtime("litert")
+    assert np.array_equal(litert.open(compacted).predict(samples(16, seed=3)), litert.open(plain).predict(samples(16, seed=3)))
+    assert compacted.stat().st_size < plain.stat().st_size
+
+
 def _tensors(path):
     subgraph = _Graph(path).model.Subgraphs(0)
     return [subgraph.Tensors(i) for i in range(subgraph.TensorsLength())]

@@ -26,6 +26,11 @@ class KerasBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         channels.check_prunable(model)
 
+    def equalize(self, model):
+        from edgekit.backends.keras import equalize
+
+        return equalize.equalize(model)
+
     def weight_layers(self, model) -> list[str]:
         return [layer.name for layer in model._flatten_layers(include_self=False)
                 if not list(layer._flatten_layers(include_self=False))

@@ -56,6 +56,11 @@ class TorchBackend(TrainModuleBackend):
     def check_channels_prunable(self, model, dataset) -> None:
         prune.check_prunable(model, dataset)
 
+    def equalize(self, model):
+        from edgekit.backends.torch import equalize
+
+        return equalize.equalize(model)
+
     def weight_layers(self, model) -> list[str]:
         return [name for name, module in model.named_modules()
                 if name and any(p.dim() >= 2 for p in module.parameters(recurse=False))]

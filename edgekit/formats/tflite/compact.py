@@ -11,8 +11,10 @@ a 146 kB int8 torch Transformer encoder.
 outputs (which the signatures and `get_input_details` show) and of the stored tensors of at least
 `NAMED_ELEMENTS` elements (the weights `edgekit inspect` lists by name). Nothing else changes: the
 file is read and re-written with the flatc-generated object API of the schema that ships in
-ai-edge-litert, the way TensorFlow's own `lite/tools/flatbuffer_utils.write_model` does. Its ONNX
-twin is `edgekit.formats.onnx.compact`.
+ai-edge-litert, the way TensorFlow's own `lite/tools/flatbuffer_utils.write_model` does. Buffers
+stored after the flatbuffer and addressed by offset (AI Edge Quantizer writes a file's float weights
+that way) are moved inside it, as the object API writes no data beyond the flatbuffer; a file that
+would then pass flatbuffers' 2 GB limit is left as it is. Its ONNX twin is `edgekit.formats.onnx.compact`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 #: stored tensors of at least this many elements keep their names (the weights `edgekit inspect` lists)
 NAMED_ELEMENTS = 64
 _IDENTIFIER = b"TFL3"
+_FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)
 
 
 def _stored_elements(model, tensor) -> int:
@@ -37,8 +40,16 @@ def compact(path: Path) -> None:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
+    import numpy as np
+
     data = Path(path).read_bytes()
+    if len(data) > _FLATBUFFER_LIMIT:
+        return
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    for buffer in model.buffers or []:
+        if buffer.offset and buffer.offset > 1:  # 0 and 1 mean "no data"
+            buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size], np.uint8)
+            buffer.offset = buffer.size = 0
     renamed = 0
     for subgraph in model.subgraphs or []:
         kept = {int(i) for i in (subgraph.inputs if subgraph.inputs is not None else [])}

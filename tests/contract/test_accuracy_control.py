@@ -1,0 +1,127 @@
+"""Accuracy-controlled PTQ (`quantize: {max_drop}`, issue 12 point 3), once for every framework.
+
+The model: the zoo's cnn_small trained on the digits, then one channel of its first convolution
+(the one with the largest mean activation) scaled by 300 and the next convolution's weights that
+read it divided by 300. The function is the same, but int8 activations with one per-tensor scale
+lose the other channels. The search must find a plan whose .tflite and .onnx keep within
+`max_drop` of the float model on the validation split, and it must choose with the validation
+split alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edgekit.backends import available_frameworks, get_backend
+from edgekit.formats.base import ExportOptions
+from edgekit.formats.registry import get_format
+from edgekit.layouts import to_layout
+from edgekit.precision import plan_for
+from edgekit.runtimes import get_runtime
+from tests.helpers import digits_dataset, stage_context, trained_artifact
+
+pytestmark = pytest.mark.slow
+
+DATA = digits_dataset(calibration_samples=128)
+FACTOR = 300.0
+
+
+def _rescale_keras(model, first, second, data):
+    from edgekit.backends.keras.compat import keras
+
+    acts = keras.Model(model.input, model.get_layer(first).output).predict(data.x_calib, verbose=0)
+    channel = int(np.argmax(acts.mean(axis=(0, 1, 2))))
+    w1, w2 = model.get_layer(first).get_weights(), model.get_layer(second).get_weights()
+    w1[0][..., channel] *= FACTOR
+    w1[1][channel] *= FACTOR
+    w2[0][:, :, channel, :] /= FACTOR
+    model.get_layer(first).set_weights(w1)
+    model.get_layer(second).set_weights(w2)
+
+
+def _rescale_torch(model, first, second, data):
+    import torch
+
+    modules = dict(model.named_modules())
+    seen = {}
+    hook = modules[first].register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
+    with torch.no_grad():
+        model(torch.from_numpy(data.x_calib.transpose(0, 3, 1, 2).copy()))
+    hook.remove()
+    channel = int(torch.relu(seen["out"]).mean(dim=(0, 2, 3)).argmax())
+    with torch.no_grad():
+        modules[first].weight[channel] *= FACTOR
+        modules[first].bias[channel] *= FACTOR
+        modules[second].weight[:, channel] /= FACTOR
+
+
+RESCALE = {"keras": _rescale_keras, "torch": _rescale_torch}
+
+
+@pytest.fixture(scope="module", params=available_frameworks())
+def outlier(request):
+    """(framework, the quantize stage's artifact of the outlier model, its first two layers)."""
+    framework = request.param
+    artifact = trained_artifact(framework, DATA, epochs=3, outputs=10)
+    first, second = get_backend(framework).weight_layers(artifact.model)[:2]
+    RESCALE[framework](artifact.model, first, second, DATA)
+    return framework, artifact.evolve("quantize", plan=plan_for("int8", "int8")), (first, second)
+
+
+def _test_accuracy(artifact, fmt_name, tmp_path) -> tuple[float, int]:
+    """(accuracy of `artifact`'s file on the test split, on the format's runtime; its bytes)."""
+    fmt = get_format(fmt_name)
+    path = tmp_path / f"{artifact.plan.precision if artifact.plan else 'float'}{fmt.suffix}"
+    fmt.export(artifact, path, ExportOptions(calibration=DATA.x_calib), {})
+    x = to_layout(DATA.x_test, fmt.writer(artifact.framework).input_layout(False))
+    predictions = get_runtime(fmt.default_runtime).open(path).predict(x)
+    return float(np.mean(predictions.argmax(-1) == DATA.y_test)), path.stat().st_size
+
+
+def test_max_drop_brings_both_files_back_within_a_point_of_the_teacher(outlier, tmp_path):
+    framework, artifact, _ = outlier
+    ctx = stage_context(DATA, framework)
+    chosen = ctx.control_accuracy(artifact, 0.01)
+
+    record = chosen.details["accuracy_control"]
+    assert record["attempts"][0]["attempt"] == "as planned" and record["attempts"][0]["drop"] > 0.05
+    assert record["met"] and record["chosen"] == "cross-layer equalization"
+    assert chosen.model is not artifact.model and artifact.details == {}  # the input is left as it was
+    teacher = float(np.mean(ctx.backend.predict(artifact.model, DATA.x_test).argmax(-1) == DATA.y_test))
+    for fmt in ("tflite", "onnx"):
+        accuracy, size = _test_accuracy(chosen, fmt, tmp_path)
+        _, float_size = _test_accuracy(replace(artifact, plan=None), fmt, tmp_path)
+        assert accuracy >= teacher - 0.01, (fmt, accuracy, teacher)
+        assert size <= 0.5 * float_size, (fmt, size, float_size)
+
+
+def test_without_equalization_the_rescaled_layers_rank_first_and_change_precision(outlier, monkeypatch):
+    framework, artifact, rescaled = outlier
+    ctx = stage_context(DATA, framework)
+    monkeypatch.setattr(type(ctx.backend), "equalize", lambda self, model: (model, []))
+    chosen = ctx.control_accuracy(artifact, 0.01)
+
+    record = chosen.details["accuracy_control"]
+    assert {row["layer"] for row in record["sensitivity"][:2]} == set(rescaled), record["sensitivity"]
+    assert record["met"], record["attempts"]
+    assert set(chosen.plan.layers_at("int16x8") or chosen.plan.layers_at("float")) >= set(rescaled)
+    assert chosen.details["layers"] == dict(chosen.plan.layers)
+
+
+def test_the_test_split_never_chooses(outlier):
+    """Shuffled test labels (and test inputs) leave every attempt and the choice as they were."""
+    framework, artifact, _ = outlier
+    shuffled = replace(DATA, y_test=np.random.default_rng(1).permutation(DATA.y_test),
+                       x_test=DATA.x_test[::-1].copy())
+
+    def search(data):
+        record = stage_context(data, framework).control_accuracy(artifact, 0.01).details["accuracy_control"]
+        for attempt in record["attempts"]:
+            for figures in attempt["formats"].values():
+                figures.pop("p50_ms")  # a timing, different on every run
+        return record
+
+    assert search(DATA) == search(shuffled)
