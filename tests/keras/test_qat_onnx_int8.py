@@ -125,3 +125,22 @@ def test_the_rewrite_changes_no_output(exported, tmp_path):
     # and the rewrite has nothing left to do on its own output
     rewritten = onnx.load(str(onnx_path))
     assert fold_activations(rewritten) == 0 and activations_to_uint8(rewritten) == 0
+
+
+def test_inspect_graph_rules_without_onnxruntime(exported, tmp_path, monkeypatch):
+    """inspect's rules read from the graph alone (no ORT) know that ORT folds a Relu into the
+    QuantizeLinear only when the zero point is the type's minimum, and that an integer Clip is not float."""
+    import tf2onnx
+
+    from edgekit.formats.onnx import inspect as inspect_onnx
+    from edgekit.formats.tflite.keras import to_tflite
+
+    data, onnx_path, _, qat = exported
+    tflite = to_tflite(qat.model, tmp_path / "float_io.tflite", qat.plan.with_io("float32"), data.x_calib)
+    tf2onnx.convert.from_tflite(str(tflite), opset=17, output_path=str(tmp_path / "tf2onnx.onnx"))
+    monkeypatch.setattr(inspect_onnx, "_ort_optimized", lambda path: None)
+    before = inspect_model(tmp_path / "tf2onnx.onnx")["quantization"]
+    after = inspect_model(onnx_path)["quantization"]
+    assert before["float_ops_from"] == after["float_ops_from"] == "graph rules"
+    assert sum(op["op"] == "Conv" for op in before["float_ops"]) >= 2, before  # zero points above -128
+    assert not {"Conv", "Clip", "MaxPool"} & {op["op"] for op in after["float_ops"]}, after
