@@ -1,21 +1,26 @@
-"""Move a Relu / Clip that sits before a QuantizeLinear into the integer domain, so ONNX Runtime fuses the op.
+"""Make tf2onnx's QDQ file of a full-integer .tflite one that ONNX Runtime runs as integer kernels.
 
-tf2onnx writes a full-integer .tflite's fused activations (CONV_2D / FULLY_CONNECTED with
-`fused_activation_function` RELU, RELU6, RELU_N1_TO_1) as `DequantizeLinear -> Conv -> Relu ->
-QuantizeLinear`. ONNX Runtime folds the Relu / Clip into the QuantizeLinear, and then fuses
-DQ -> Conv -> Q into QLinearConv (Gemm into QGemm), only when the activation cuts nothing the
-QuantizeLinear keeps, e.g. a Relu before a zero point at the type's minimum (-128 for int8)
-(`ClipQuantFusion`). A TF-MOT QAT model's learned ranges rarely start at 0 (they start at [-6, 6]
-and move), so its zero points are not -128; ORT then ran every Conv / Gemm of the Keras QAT .onnx in
-float (0.051 ms against 0.014 ms for the PTQ .onnx of the digits CNN).
+edgekit's Keras QAT .onnx is tf2onnx's conversion of the QAT model's full-integer .tflite (float I/O),
+which carries the trained int8 weights and ranges (`edgekit.formats.onnx.keras`). Two things in that
+file kept ONNX Runtime's CPU provider from fusing its Conv / Gemm into integer kernels, so they ran in
+float (quickstart's teacher after QAT: 0.078 ms against 0.022 ms for its PTQ .onnx, 1 thread):
 
-In the quantized domain such an activation is a clamp, exactly: quantization is monotonic and maps
-0 to the zero point, so Q(relu(x)) == max(Q(x), zp) and Q(clip(x, a, b)) == clip(Q(x), Q(a), Q(b)).
-`fold_activations` rewrites `op -> Relu|Clip -> QuantizeLinear(s, zp)` into `op -> QuantizeLinear(s, zp)
--> Clip(int8 bounds)` (ONNX Clip takes int8 / uint8 since opset 12, and ORT's CPU provider runs it), or
-drops the activation when the clamp would cut nothing. The op is then followed by its QuantizeLinear,
-ORT fuses it into an integer kernel, the clamp runs on int8, and the outputs are the same integers.
-The file's other nodes are left as they are.
+1. tf2onnx writes the .tflite's fused activations (CONV_2D / FULLY_CONNECTED with
+   `fused_activation_function` RELU, RELU6, RELU_N1_TO_1) as `DequantizeLinear -> Conv -> Relu ->
+   QuantizeLinear`. ORT folds the Relu / Clip into the QuantizeLinear (`ClipQuantFusion`), which lets
+   it fuse DQ -> Conv -> Q, only when the activation cuts nothing the QuantizeLinear keeps, e.g. a Relu
+   before a zero point at the type's minimum (-128 for int8). TF-MOT's learned ranges rarely start at 0
+   (they start at [-6, 6] and move), so its zero points are not -128. In the quantized domain such an
+   activation is a clamp, exactly: quantization is monotonic and maps 0 to the zero point, so
+   Q(relu(x)) == max(Q(x), zp) and Q(clip(x, a, b)) == clip(Q(x), Q(a), Q(b)). `fold_activations`
+   rewrites `op -> Relu|Clip -> QuantizeLinear(s, zp)` into `op -> QuantizeLinear(s, zp) -> Clip` on
+   the integers (ONNX Clip takes int8 / uint8 since opset 12, and ORT's CPU provider runs it), or drops
+   the activation when the clamp would cut nothing.
+2. The activations are int8. ORT's x86 CPU provider fuses DQ -> Conv -> Q into QLinearConv only for
+   uint8 activations unless the session sets `session.qdqisint8allowed` (its default on ARM only).
+   `activations_to_uint8` stores them as uint8 with zero point + 128: the same values, int8 weights kept.
+
+Both rewrites are exact: on ORT the file gives the .tflite's outputs on LiteRT (tests/keras/test_qat_onnx_int8.py).
 """
 
 from __future__ import annotations
