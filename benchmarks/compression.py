@@ -9,7 +9,9 @@ Two entry points:
   `get_runtime(...).open(path, threads)`, `latency(warmup=20, runs=200)`, median of 3 repetitions).
   The digits models run in ~5-15 µs, too small to show what int8 buys, so the same is measured on
   zoo conv models (cnn_small, mobilenet_v1, width 1.0) trained on synthetic 32x32x3 images: target
-  int8 p50 ≤ 0.6 × float p50 on LiteRT, 1 thread. Full runs add the example-recipes table below.
+  int8 p50 ≤ 0.6 × float p50 on LiteRT, 1 thread. Full runs add the Keras QAT .onnx against the PTQ
+  .onnx of the same teacher on ONNX Runtime (target QAT p50 ≤ 1.2 × PTQ p50, timed back to back) and
+  the example-recipes table below.
 - the command line (kept for `tests/e2e/test_recipes.py::test_compression_benchmark_smoke`): runs
   each example recipe through the same pipeline as `edgekit compress`, prints a table and writes
   benchmarks/results/compression.json / .md. Every figure is read from the run's report.json.
@@ -179,6 +181,48 @@ def conv32_rows(quick: bool) -> list[dict]:
     return rows
 
 
+QAT_ONNX_TARGET = 1.2
+QAT_ONNX_ROUNDS = 7
+
+
+def qat_onnx_row() -> dict:
+    """The Keras QAT .onnx against the PTQ .onnx of the same sample teacher (quickstart) on ONNX Runtime,
+    1 thread: p50 of each file timed back to back in alternating rounds (the ratio is the median of the
+    rounds' ratios, steadier on a busy machine than a ratio of medians taken apart), and what
+    `edgekit inspect` reads from each (the ops ORT's optimized graph leaves in float)."""
+    from statistics import median
+
+    import common
+
+    from edgekit.formats.inspect import inspect_model
+
+    files = {label: _variant_run(*VARIANTS[label][:2])[1] / "model.onnx" for label in ("PTQ int8", "QAT int8")}
+    rounds: dict = {label: [] for label in files}
+    for _ in range(QAT_ONNX_ROUNDS):
+        for label, path in files.items():
+            rounds[label].append(common.p50(path, "onnxruntime", 1, reps=1, warmup=20, runs=200)["p50_ms"])
+    ratios = [q / p for q, p in zip(rounds["QAT int8"], rounds["PTQ int8"])]
+    row = {"ratio": round(median(ratios), 3), "ratios": [round(r, 3) for r in ratios], "files": {}}
+    for label, path in files.items():
+        quantization = inspect_model(path)["quantization"]
+        row["files"][label] = {"p50_ms_1_thread": median(rounds[label]), "p50_rounds_ms": rounds[label],
+                               "bytes": path.stat().st_size, "quantization": quantization["kind"],
+                               "float_ops": sorted({op["op"] for op in quantization["float_ops"]})}
+    return row
+
+
+def _qat_onnx_table(row: dict) -> str:
+    from common import fmt_ms, md_table
+
+    body = [[label, f"{f['bytes']:,}", f["quantization"], ", ".join(f["float_ops"]) or "none",
+             fmt_ms(f["p50_ms_1_thread"])] for label, f in row["files"].items()]
+    met = "met" if row["ratio"] <= QAT_ONNX_TARGET else "missed"
+    return (md_table(["model.onnx", "bytes", "quantization (inspect)", "float ops on ORT", "p50 ms 1 thr"], body,
+                     "lrllr")
+            + f"\n\nQAT .onnx p50 / PTQ .onnx p50: {row['ratio']:.2f} (median of {len(row['ratios'])} "
+              f"back-to-back rounds; target ≤ {QAT_ONNX_TARGET}: {met})")
+
+
 def _precision_table(rows: list[dict]) -> str:
     from common import fmt_ms, md_table, pct
 
@@ -211,6 +255,7 @@ def run(quick: bool = False) -> dict:
     precision = precision_rows(quick)
     conv = conv32_rows(quick)
     examples = []
+    qat_onnx = None if quick else qat_onnx_row()
     if not quick:
         for name in RECIPES:
             report, _, wall = _variant_run(name, ())
@@ -220,10 +265,20 @@ def run(quick: bool = False) -> dict:
                              r["int8_over_float_1_thread"], r["int8_over_float_1_thread"] <= SPEEDUP_TARGET,
                              f"{r['int8_p50_ms_1_thread']:.4f} ms vs {r['float_p50_ms_1_thread']:.4f} ms")
                for r in conv if r["runtime"] == "LiteRT"]
+    if qat_onnx is not None:
+        files = qat_onnx["files"]
+        targets.append(common.target(
+            "qat_onnx_vs_ptq_onnx", f"Keras QAT .onnx p50 ≤ {QAT_ONNX_TARGET} × PTQ .onnx p50 (quickstart teacher, "
+            "ONNX Runtime, 1 thread)", qat_onnx["ratio"], qat_onnx["ratio"] <= QAT_ONNX_TARGET,
+            f"{files['QAT int8']['p50_ms_1_thread']:.4f} ms vs {files['PTQ int8']['p50_ms_1_thread']:.4f} ms; "
+            f"float ops on ORT: {', '.join(files['QAT int8']['float_ops']) or 'none'}"))
     text = ("Sample digits teacher (151k parameters, 8×8×1 input), 360 test samples; latency at batch 1, "
             f"median of {1 if quick else 3} × p50 of {50 if quick else 200} runs:\n\n" + _precision_table(precision)
             + "\n\nint8 against float on conv models large enough to time (synthetic 32×32×3 images, 10 classes, "
               "trained in the recipe, PTQ int8 with int8 I/O):\n\n" + _conv32_table(conv))
+    if qat_onnx is not None:
+        text += ("\n\nThe Keras QAT .onnx against the PTQ .onnx of the same teacher on ONNX Runtime (1 thread):\n\n"
+                 + _qat_onnx_table(qat_onnx))
     if examples:
         text += "\n\nThe example recipes (wall s: the whole in-process run, latency timing reduced to 1 run):\n\n" + table(examples)
     digits_float = next(r for r in precision if r["variant"] == "teacher float32" and r["runtime"] == "LiteRT")
@@ -245,7 +300,7 @@ def run(quick: bool = False) -> dict:
           "figures vary most from run to run.",
     ]
     return {"title": "Compression, accuracy and latency of each precision", "rows": precision, "conv32": conv,
-            "examples": examples, "targets": targets, "table": text, "notes": notes}
+            "qat_onnx": qat_onnx, "examples": examples, "targets": targets, "table": text, "notes": notes}
 
 
 def main(argv=None) -> int:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from edgekit.errors import InputError
 from edgekit.formats.onnx.layers import read_layers
+from edgekit.formats.onnx.qdq_activations import folded_by_ort
 from edgekit.formats.onnx.reader import _graphs, _load_onnx, _type_name, dtype_name
 
 _FLOAT = {"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"}
@@ -55,7 +56,7 @@ _NO_COMPUTE = {"Constant", "ConstantOfShape", "Shape", "Size", "Identity", "Rang
                "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Gather",
                "GatherElements", "Slice", "Split", "Concat", "Pad", "DepthToSpace", "SpaceToDepth"}
 # Ops ONNX Runtime's CPU provider runs as integer kernels from DQ -> op -> Q (QDQ selectors, plus Relu
-# and Clip, which are folded into the QuantizeLinear after them).
+# and Clip, folded into the QuantizeLinear after them when they cut nothing it keeps).
 _ORT_QDQ_FUSED = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Where", "Concat", "Split", "AveragePool",
                   "GlobalAveragePool", "LeakyRelu", "Sigmoid", "Softmax", "MaxPool", "ReduceMax",
                   "ReduceMin", "Resize", "ArgMax", "Relu", "Clip"}
@@ -179,17 +180,20 @@ def _io(model: _Model, infos, is_input: bool) -> list[dict]:
 
 
 def _quantized_after(model: _Model, name: str, depth: int = 0) -> bool:
-    """True when every consumer of `name` is a QuantizeLinear (or a Relu / Clip that ORT folds into one)."""
+    """True when every consumer of `name` is a QuantizeLinear, or a Relu / Clip that ORT folds into the
+    QuantizeLinear after it (only when it cuts nothing that keeps: `qdq_activations.folded_by_ort`)."""
     users = model.consumers.get(name, [])
     if not users or name in model.graph_outputs:
         return False
     return all(u.op_type == "QuantizeLinear"
-               or (u.op_type in ("Relu", "Clip") and depth == 0 and all(_quantized_after(model, o, 1) for o in u.output))
+               or (u.op_type in ("Relu", "Clip") and depth == 0 and all(_quantized_after(model, o, 1) for o in u.output)
+                   and folded_by_ort(u, model.consumers.get(u.output[0], []), model.constants))
                for u in users)
 
 
 def _float_reason(model: _Model, node, qdq: bool) -> str | None:
     """Why `node` computes in float, or None (see the module docstring for the rule)."""
+    float_input = False  # an op reading only integer activations (an int8 Clip) runs on integers
     for i, name in enumerate(node.input):
         if not name:
             continue
@@ -197,6 +201,7 @@ def _float_reason(model: _Model, node, qdq: bool) -> str | None:
         type_name = _type_name(elem) if elem else None
         if type_name is not None and type_name not in _FLOAT:
             continue
+        float_input = float_input or name not in model.constants
         dtype = dtype_name(elem) if elem else "float"
         if name in model.constants:
             if node.op_type in _WEIGHT_OPS and i == 1:
@@ -212,7 +217,7 @@ def _float_reason(model: _Model, node, qdq: bool) -> str | None:
         if stored not in ("INT8", "UINT8") and not bias:
             return (f"input '{name}' is dequantized from {dtype_name(model.types.get(source.input[0], 0))}; "
                     f"ONNX Runtime's integer {node.op_type} takes int8/uint8")
-    if not qdq:
+    if not qdq or not float_input:
         return None
     if node.op_type not in _ORT_QDQ_FUSED or node.domain not in ("", "ai.onnx"):
         return (f"ONNX Runtime has no integer kernel for {node.op_type}: it runs in float between "

@@ -3,7 +3,10 @@
 A quantization-aware model is the exception: it is first converted to a full-integer .tflite with
 float32 inputs and outputs, which tf2onnx turns into QDQ ONNX with int8 weights, so the .onnx carries
 exactly the trained quantization of the .tflite (tf2onnx on the Keras graph would fold the
-fake-quantized weights back into float32 initializers, four times larger).
+fake-quantized weights back into float32 initializers, four times larger). tf2onnx writes the
+.tflite's fused activations as a float Relu / Clip before each QuantizeLinear, which keeps ONNX Runtime
+from fusing the Conv / Gemm into integer kernels; `edgekit.formats.onnx.qdq_activations` moves them
+after the QuantizeLinear as exact integer clamps.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from edgekit.backends.keras.compat import tf
 from edgekit.errors import StageError
+from edgekit.formats.onnx.qdq_activations import rewrite_file
 from edgekit.formats.tflite.keras import to_tflite
 from edgekit.quiet import native_stderr_silenced
 
@@ -68,6 +72,7 @@ def to_onnx(model, path: Path, plan=None, calibration: Optional[np.ndarray] = No
                     float_io = plan.with_io("float32")
                     tflite = to_tflite(model, Path(tmp) / "qat.tflite", float_io, calibration)
                     tf2onnx.convert.from_tflite(str(tflite), opset=ONNX_OPSET, output_path=str(path))
+                rewrite_file(Path(path))
             else:
                 spec = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
                 tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
