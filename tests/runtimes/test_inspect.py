@@ -238,9 +238,11 @@ def test_onnx_dynamic_quantization_is_not_called_int8(onnx_models, tmp_path):
     quantize_dynamic(str(onnx_models["float"]), str(target))
 
     result = inspect_model(target)["quantization"]
+    layers = result.pop("layers")
 
     assert result == {"kind": "int8 weights, float activations (dynamic range)", "float_ops": [],
                       "float_ops_from": None}
+    assert layers and {row["precision"] for row in layers} == {"dynamic"}
 
 
 # ---- .tflite built with TensorFlow ------------------------------------------------------------
@@ -315,17 +317,24 @@ def test_full_int8_models_report_no_float_op(tf_models):
     int8 = inspect_model(tf_models["int8"])
     float_io = inspect_model(tf_models["int8_float_io"])
 
+    layers = int8["quantization"].pop("layers")
     assert int8["quantization"] == {"kind": "int8 (full integer)", "float_ops": [], "float_ops_from": "tensor types"}
+    assert layers and all(row["precision"] == "int8" and row["weights"] == "int8" for row in layers)
     # float I/O: the QUANTIZE / DEQUANTIZE at the model's edges are expected, not float compute
     assert float_io["quantization"]["kind"] == "int8 (full integer)"
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(float_io["ops"])
     assert float_io["inputs"][0]["dtype"] == "float32" and float_io["inputs"][0]["scale"] is None
 
 
-@pytest.mark.parametrize("name, kind", [("float", "float"), ("float16", "float16 weights"),
-                                        ("dynamic", "int8 weights, float activations (dynamic range)")])
-def test_non_int8_kinds(tf_models, name, kind):
-    assert inspect_model(tf_models[name])["quantization"] == {"kind": kind, "float_ops": [], "float_ops_from": None}
+@pytest.mark.parametrize("name, kind, precision", [
+    ("float", "float", "float"), ("float16", "float16 weights", "float16"),
+    ("dynamic", "int8 weights, float activations (dynamic range)", "dynamic")])
+def test_non_int8_kinds(tf_models, name, kind, precision):
+    """(The dynamic-range converter leaves a weight under 1,024 elements float: the last layer here.)"""
+    quantization = inspect_model(tf_models[name])["quantization"]
+    layers = quantization.pop("layers")
+    assert quantization == {"kind": kind, "float_ops": [], "float_ops_from": None}
+    assert layers[0]["precision"] == precision and {row["precision"] for row in layers} <= {precision, "float"}
 
 
 def test_human_output_warns_about_float_ops(tf_models):
