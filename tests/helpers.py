@@ -222,3 +222,46 @@ def digits_dataset(calibration_samples: int = 128):
                                                   "calibration_samples": calibration_samples},
                            "teacher": {"build": {"arch": "mlp"}}})
     return load_dataset(recipe.data, task="classification", seed=0, resolve=recipe.resolve_path)
+
+
+# ---- a model with an outlier channel (issue 12) --------------------------------------------------
+
+def _rescale_keras(model, first, second, data, factor):
+    import numpy as np
+
+    from edgekit.backends.keras.compat import keras
+
+    acts = keras.Model(model.input, model.get_layer(first).output).predict(data.x_calib, verbose=0)
+    channel = int(np.argmax(acts.mean(axis=(0, 1, 2))))
+    w1, w2 = model.get_layer(first).get_weights(), model.get_layer(second).get_weights()
+    w1[0][..., channel] *= factor
+    w1[1][channel] *= factor
+    w2[0][:, :, channel, :] /= factor
+    model.get_layer(first).set_weights(w1)
+    model.get_layer(second).set_weights(w2)
+
+
+def _rescale_torch(model, first, second, data, factor):
+    import torch
+
+    modules = dict(model.named_modules())
+    seen = {}
+    hook = modules[first].register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
+    with torch.no_grad():
+        model(torch.from_numpy(data.x_calib.transpose(0, 3, 1, 2).copy()))
+    hook.remove()
+    channel = int(torch.relu(seen["out"]).mean(dim=(0, 2, 3)).argmax())
+    with torch.no_grad():
+        modules[first].weight[channel] *= factor
+        modules[first].bias[channel] *= factor
+        modules[second].weight[:, channel] /= factor
+
+
+_RESCALE = {"keras": _rescale_keras, "torch": _rescale_torch}
+
+
+def rescale_outlier_channel(framework: str, model, first: str, second: str, data, factor: float = 300.0) -> None:
+    """Scale the most active output channel of layer `first` (weights and bias) by `factor` and the
+    weights of layer `second` that read it by 1/factor, in place: the same function, but one channel's
+    activations `factor` times larger than the rest, which ruins a per-tensor int8 activation scale."""
+    _RESCALE[framework](model, first, second, data, factor)

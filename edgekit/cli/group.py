@@ -28,6 +28,9 @@ class LazyCommand:
 
 
 COMMANDS: dict[str, LazyCommand] = {
+    "analyze": LazyCommand("edgekit.cli.analyze:analyze_command",
+                           "Rank RECIPE's layers by what int8 costs them: drop alone, SNR, outlier ranges, per "
+                           "format."),
     "bench": LazyCommand("edgekit.cli.bench:bench_command",
                          "Time MODEL (.tflite / .onnx) on its runtime: latency p50/p90/p99, threads, memory, size."),
     "compress": LazyCommand("edgekit.cli.compress:compress_command",

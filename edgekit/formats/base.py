@@ -101,8 +101,10 @@ class Format:
     should say about the file, e.g. the .onnx int8 `quantization_choice`). `reader`: module with
     `model_files`, `param_count`, `weight_layers` and `is_sparse_encoded` of a file. `inspector` ("module:function"): the
     format-specific part of `edgekit inspect`; `gpu_check` ("module:function", or "" when the format
-    has none): the GPU delegate verdict. `float_io`: the files keep float32 inputs and outputs
-    whatever the precision plan."""
+    has none): the GPU delegate verdict. `diagnose` ("module:function"): the per-layer quantization
+    error of a plan, with the field's own tool, called as `diagnose(float_path, plan, samples) ->
+    (tool, {layer: figures})` (`edgekit analyze`). `float_io`: the files keep float32 inputs and
+    outputs whatever the precision plan."""
 
     name: str  # as written in export.formats
     suffix: str  # ".tflite"
@@ -113,6 +115,7 @@ class Format:
     reader: str = ""
     inspector: str = ""
     gpu_check: str = ""
+    diagnose: str = ""
     float_io: bool = False
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from edgekit.report.analysis import control_rows, sensitivity_rows, sensitivity_sentence
 from edgekit.report.contents import latency_settings, quality_key, quality_label
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
@@ -63,6 +64,9 @@ def page_values(report: dict) -> dict:
         "quality_label": quality_label(report),
         "artifacts": [_artifact(report, a) for a in report.get("artifacts", [])],
         "plots": report_plots(report),
+        "sensitivity": sensitivity_rows(report),
+        "control": control_rows(report),
+        "sensitivity_sentence": sensitivity_sentence(report),
         "stages": [_stage(s) for s in report.get("stages", [])],
         "warnings": [str(w) for w in report.get("warnings") or []],
         "data": _data_rows(report),

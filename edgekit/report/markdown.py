@@ -7,6 +7,7 @@ its runtime (LiteRT, ONNX Runtime); the teacher's row is the in-framework model.
 
 from __future__ import annotations
 
+from edgekit.report.analysis import analysis_markdown
 from edgekit.report.contents import (final_artifact, final_artifacts_with_layers, latency_settings, quality_key,
                                      quality_label)
 from edgekit.report.flags import flag_lines, flagged
@@ -37,13 +38,15 @@ def render_markdown(report: dict) -> str:
                   f"{report.get('metric', 'accuracy')} {_quality(report, final)} on {final.get('runtime')}.", ""]
     lines += ["## Gates", "", *_gate_rows(report), ""]
     lines += _flags_section(report)
-    lines += ["## Artifacts", "",
-              "Every row but the teacher's was measured by running the exported file on its runtime, on the same "
-              f"{data.get('test', '?')} test samples; agreement is top-1 agreement with the teacher. Latency: batch "
-              f"{latency.get('batch', '?')}, {latency.get('threads', '?')} thread(s), "
-              f"{latency.get('runs', '?')} runs after {latency.get('warmup', '?')} warm-up.", "",
-              *_artifact_rows(report), "",
-              "## Stages", "", *_stage_rows(report), "",
+    lines += analysis_markdown(report)
+    if report.get("artifacts"):  # `edgekit analyze` ships no file
+        lines += ["## Artifacts", "",
+                  "Every row but the teacher's was measured by running the exported file on its runtime, on the "
+                  f"same {data.get('test', '?')} test samples; agreement is top-1 agreement with the teacher. "
+                  f"Latency: batch {latency.get('batch', '?')}, {latency.get('threads', '?')} thread(s), "
+                  f"{latency.get('runs', '?')} runs after {latency.get('warmup', '?')} warm-up.", "",
+                  *_artifact_rows(report), ""]
+    lines += ["## Stages", "", *_stage_rows(report), "",
               "## Data", "",
               f"{data.get('description', '')}: {data.get('train')} train, {data.get('validation')} validation, "
               f"{data.get('test')} test, {data.get('calibration')} calibration samples of shape "

@@ -37,6 +37,8 @@ def report_plots(report: dict) -> list[Plot]:
     for key, draw, caption in (
         ("quality-size", _plot_quality_vs_size, "Quality against file size (log scale). The teacher is the "
          "dashed line; hollow diamonds (where present) are the stages' in-framework figures, at params x 4 bytes."),
+        ("sensitivity", _plot_sensitivity, "Per-layer quantization sensitivity: the drop (points, validation "
+         "split) when the layer alone is quantized, per format, most sensitive first."),
         ("latency", _plot_latency, "Latency per artifact on its runtime: bar = p50, whisker = p90."),
         ("sparsity", _plot_sparsity, "Zero weights per layer, counted in each final file."),
         ("wall-time", _plot_wall_time, "Wall time of each stage of the run."),
@@ -242,3 +244,30 @@ def _plot_wall_time(report: dict):
     axes.set_title(f"Stage wall time (total {sum(s['wall_s'] for s in stages):.1f} s)", loc="left",
                    fontsize=11, fontweight="bold")
     return figure, f"Horizontal bar chart of the wall time of {len(stages)} stages"
+
+
+def _plot_sensitivity(report: dict):
+    """Drop when each layer alone is quantized, one bar per format, most sensitive layer on top."""
+    analysis = report.get("analysis") or {}
+    rows = analysis.get("layers") or []
+    if not rows:
+        return None
+    formats = sorted({fmt for row in rows for fmt in (row.get("quantized_alone") or {})})
+    if not formats:
+        return None
+    figure, axes = _new_figure(6.4, max(2.6, 1.0 + 0.32 * len(rows) * len(formats)))
+    height = 0.8 / len(formats)
+    palette = {"tflite": _RUNTIME_COLORS["litert"], "onnx": _RUNTIME_COLORS["onnxruntime"]}
+    for k, fmt in enumerate(formats):
+        y = [i + k * height for i in range(len(rows))]
+        values = [100 * (row.get("quantized_alone") or {}).get(fmt, 0.0) for row in rows]
+        bars = axes.barh(y, values, height=height, label=f".{fmt}", color=palette.get(fmt, _OTHER_COLORS[k % 4]))
+        axes.bar_label(bars, labels=[f"{v:+.1f}" for v in values], padding=3, fontsize=8)
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], [_short_layer(r["layer"]) for r in rows], fontsize=8)
+    axes.invert_yaxis()
+    axes.axvline(0, color="#57606a", linewidth=0.8)
+    axes.set_xlabel(f"{analysis.get('metric', 'accuracy')} drop when only this layer is quantized (points)")
+    axes.grid(False, axis="y")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title("Quantization sensitivity per layer", loc="left", fontsize=11, fontweight="bold")
+    return figure, "Horizontal bar chart of the accuracy drop of each layer quantized alone, for " + ", ".join(formats)

@@ -59,12 +59,12 @@ class Candidate:
 class Search:
     """Exports and measures candidates of one run on its validation split."""
 
-    def __init__(self, ctx, max_drop: float):
+    def __init__(self, ctx):
         data, recipe = ctx.dataset, ctx.recipe
         if len(data.x_val) == 0:
-            raise InputError(f"{recipe.where('stages')}: quantize.max_drop chooses a plan on the validation "
-                             "split, which is empty; set data.validation_split above 0")
-        self.ctx, self.max_drop, self.task = ctx, max_drop, recipe.task
+            raise InputError(f"{recipe.where('stages')}: quantize.max_drop and edgekit analyze measure plans on "
+                             "the validation split, which is empty; set data.validation_split above 0")
+        self.ctx, self.task = ctx, recipe.task
         self.metric = "accuracy" if self.task == "classification" else "mae"
         self.directory = tempfile.TemporaryDirectory(prefix="edgekit-max-drop-")
         self.options = ExportOptions(calibration=data.x_calib, sparse=recipe.export.sparse,
@@ -120,7 +120,7 @@ def sensitivity(search: Search, artifact: Artifact, reference: float) -> list[di
 def control(artifact: Artifact, max_drop: float, ctx) -> Artifact:
     """The artifact of the first plan whose files meet `max_drop`, else of the one closest to it; its
     details carry the search (see the module docstring)."""
-    search = Search(ctx, max_drop)
+    search = Search(ctx)
     attempts: list[Candidate] = []
     ranking: list[dict] = []
     try:

@@ -91,3 +91,27 @@ def test_the_console_check_catches_a_page_error(chromium, tmp_path):
     result = run_chromium(chromium, broken, tmp_path, "--dump-dom")
 
     assert any("Uncaught ReferenceError" in line for line in console_errors(result.stderr, broken))
+
+
+ANALYSIS = Path(__file__).parent / "data" / "analysis_report.json"
+
+
+def test_an_analysis_page_shows_the_ranking_and_its_plot(chromium, tmp_path):
+    """`edgekit analyze`'s report.html (tests/browser/data/analysis_report.json, from a real run on a
+    digits CNN whose conv2d has one channel scaled x300): the ranking table with the rescaled layers
+    first, the per-layer plot, no console error, and a screenshot that is a real picture."""
+    page = tmp_path / "analysis.html"
+    page.write_text(render_html(json.loads(ANALYSIS.read_text(encoding="utf-8"))), encoding="utf-8")
+
+    dom = run_chromium(chromium, page, tmp_path, "--dump-dom")
+    table = re.search(r'<table id="sensitivity-table">.*?</table>', dom.stdout, re.S).group(0)
+    layers = re.findall(r"<tr><td><strong>([^<]+)</strong>", table)
+    assert set(layers[:2]) == {"conv2d", "conv2d_1"} and len(layers) == 4
+    plot = re.search(r'<figure class="card" id="plot-sensitivity">.*?</figure>', dom.stdout, re.S).group(0)
+    assert "<svg" in plot and "conv2d_1" in plot
+    assert console_errors(dom.stderr, page) == []
+
+    png = tmp_path / "analysis.png"
+    run_chromium(chromium, page, tmp_path, f"--screenshot={png}", "--window-size=1280,1600")
+    colors = Image.open(png).convert("RGB").getcolors(maxcolors=1_000_000)
+    assert len(colors) > 200, f"only {len(colors)} distinct colours: a blank or broken page"

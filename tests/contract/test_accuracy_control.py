@@ -21,44 +21,13 @@ from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
 from edgekit.precision import plan_for
 from edgekit.runtimes import get_runtime
-from tests.helpers import digits_dataset, stage_context, trained_artifact
+from tests.helpers import digits_dataset, rescale_outlier_channel, stage_context, trained_artifact
 
 pytestmark = pytest.mark.slow
 
 DATA = digits_dataset(calibration_samples=128)
-FACTOR = 300.0
 
 
-def _rescale_keras(model, first, second, data):
-    from edgekit.backends.keras.compat import keras
-
-    acts = keras.Model(model.input, model.get_layer(first).output).predict(data.x_calib, verbose=0)
-    channel = int(np.argmax(acts.mean(axis=(0, 1, 2))))
-    w1, w2 = model.get_layer(first).get_weights(), model.get_layer(second).get_weights()
-    w1[0][..., channel] *= FACTOR
-    w1[1][channel] *= FACTOR
-    w2[0][:, :, channel, :] /= FACTOR
-    model.get_layer(first).set_weights(w1)
-    model.get_layer(second).set_weights(w2)
-
-
-def _rescale_torch(model, first, second, data):
-    import torch
-
-    modules = dict(model.named_modules())
-    seen = {}
-    hook = modules[first].register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
-    with torch.no_grad():
-        model(torch.from_numpy(data.x_calib.transpose(0, 3, 1, 2).copy()))
-    hook.remove()
-    channel = int(torch.relu(seen["out"]).mean(dim=(0, 2, 3)).argmax())
-    with torch.no_grad():
-        modules[first].weight[channel] *= FACTOR
-        modules[first].bias[channel] *= FACTOR
-        modules[second].weight[:, channel] /= FACTOR
-
-
-RESCALE = {"keras": _rescale_keras, "torch": _rescale_torch}
 
 
 @pytest.fixture(scope="module", params=available_frameworks())
@@ -67,7 +36,7 @@ def outlier(request):
     framework = request.param
     artifact = trained_artifact(framework, DATA, epochs=3, outputs=10)
     first, second = get_backend(framework).weight_layers(artifact.model)[:2]
-    RESCALE[framework](artifact.model, first, second, DATA)
+    rescale_outlier_channel(framework, artifact.model, first, second, DATA)
     return framework, artifact.evolve("quantize", plan=plan_for("int8", "int8")), (first, second)
 
 

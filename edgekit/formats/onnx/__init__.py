@@ -18,5 +18,6 @@ FORMAT = Format(
     exporter="edgekit.formats.onnx.export:export",
     reader="edgekit.formats.onnx.reader",
     inspector="edgekit.formats.onnx.inspect:read_onnx",
+    diagnose="edgekit.formats.onnx.diagnose:diagnose",
     float_io=True,
 )

@@ -80,6 +80,9 @@ class Calibration:
     def rewind(self):  # required by newer ORT readers; calibration reads the data once
         pass
 
+    def __iter__(self):  # qdq_loss_debug.collect_activations iterates its reader
+        return iter(self.get_next, None)
+
 
 def input_name(path: Path) -> str:
     import onnx

@@ -29,4 +29,5 @@ FORMAT = Format(
     reader="edgekit.formats.tflite.reader",
     inspector="edgekit.formats.tflite.inspect:read_tflite",
     gpu_check="edgekit.formats.tflite.gpu:gpu_delegate",
+    diagnose="edgekit.formats.tflite.diagnose:diagnose",
 )

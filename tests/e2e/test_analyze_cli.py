@@ -1,0 +1,86 @@
+"""`edgekit analyze` and `quantize: {max_drop}` through the CLI, on a Keras teacher file with an
+outlier channel (issue 12, points 1 and 3): analyze ranks the rescaled layers first and spots the
+outlier channel; compress with max_drop ships files within a point of the teacher and shows the
+search in report.md; a recipe without a post-training quantize stage is refused with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import (artifact_of, digits_dataset, read_report, rescale_outlier_channel, run_edgekit, stage_of,
+                           trained_artifact)
+
+pytestmark = pytest.mark.slow
+
+RECIPE = """version: 1
+name: outlier
+data: {{source: digits, scale: 0.0625, calibration_samples: 256}}
+teacher: {{path: {teacher}}}
+stages:
+  - quantize: {{method: ptq, precision: int8{extra}}}
+export: {{formats: [tflite, onnx]}}
+evaluate: {{runtimes: [litert, onnxruntime], latency: {{warmup: 5, runs: 50}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A digits CNN (Keras file) whose conv2d has its most active channel scaled x300."""
+    data = digits_dataset(calibration_samples=256)
+    model = trained_artifact("keras", data, epochs=3, outputs=10).model
+    rescale_outlier_channel("keras", model, "conv2d", "conv2d_1", data)
+    path = tmp_path_factory.mktemp("outlier") / "outlier.keras"
+    model.save(path)
+    return path
+
+
+def _recipe(tmp_path, teacher, extra: str = ""):
+    path = tmp_path / "outlier.yaml"
+    path.write_text(RECIPE.format(teacher=teacher, extra=extra))
+    return path
+
+
+def test_analyze_ranks_the_rescaled_layers_first(teacher, tmp_path):
+    out = tmp_path / "analysis"
+    result = run_edgekit("analyze", str(_recipe(tmp_path, teacher)), "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    section = json.loads(result.stdout)
+    ranked = section["layers"]
+    assert {row["layer"] for row in ranked[:2]} == {"conv2d", "conv2d_1"}
+    assert ranked[0]["quantized_alone"]["tflite"] > 0.05 and ranked[0]["quantized_alone"]["onnx"] > 0.05
+    outlier = next(row for row in ranked if row["layer"] == "conv2d")
+    assert outlier["channel_ratio"] > 100 and all(row["channel_ratio"] < 50 for row in ranked if row is not outlier)
+    assert set(section["tools"]) == {"tflite", "onnx"} and all(row["snr_db"] for row in ranked[:2])
+    report = read_report(out)
+    assert report["analysis"] == section and report["artifacts"] == []
+    assert "## Quantization sensitivity" in (out / "report.md").read_text()
+    assert 'id="plot-sensitivity"' in (out / "report.html").read_text()
+
+
+def test_max_drop_ships_files_within_a_point_and_shows_the_search(teacher, tmp_path):
+    out = tmp_path / "run"
+    result = run_edgekit("compress", str(_recipe(tmp_path, teacher, ", max_drop: 0.01")), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    report = read_report(out)
+    control = stage_of(report, "quantize")["details"]["accuracy_control"]
+    assert control["met"] and control["attempts"][0]["drop"] > 0.05
+    teacher_accuracy = artifact_of(report, "teacher")["accuracy"]
+    for fmt in ("tflite", "onnx"):
+        final, baseline = artifact_of(report, f"model.{fmt}"), artifact_of(report, f"baseline.{fmt}")
+        assert final["accuracy"] >= teacher_accuracy - 0.01, fmt
+        assert final["bytes"] <= 0.5 * baseline["bytes"], fmt
+    markdown = (out / "report.md").read_text()
+    assert "## Quantization sensitivity" in markdown and f"**{control['chosen']}**" in markdown
+
+
+def test_analyze_needs_a_post_training_quantize_stage(teacher, tmp_path):
+    recipe = _recipe(tmp_path, teacher)
+    recipe.write_text(recipe.read_text().replace("method: ptq, precision: int8", "method: ptq, precision: dynamic"))
+    result = run_edgekit("analyze", str(recipe), "-o", str(tmp_path / "no"))
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert "outlier.yaml" in result.stderr and "edgekit analyze studies a post-training int8" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "no").exists()
