@@ -94,3 +94,22 @@ def test_the_test_split_never_chooses(outlier):
         return record
 
     assert search(DATA) == search(shuffled)
+
+
+def test_a_torch_export_teacher_is_equalized_like_the_module(outlier, tmp_path):
+    """A .pt2 teacher loads as a GraphModule of aten calls on plain modules' weights; its pairs are
+    found all the same, and equalization keeps its outputs."""
+    framework, artifact, rescaled = outlier
+    if framework != "torch":
+        pytest.skip("a torch.export program is a torch teacher")
+    import torch
+
+    example = torch.from_numpy(DATA.x_test[:1].transpose(0, 3, 1, 2).copy())
+    torch.export.save(torch.export.export(artifact.model.eval(), (example,)), tmp_path / "teacher.pt2")
+    backend = get_backend("torch")
+    loaded = backend.load(tmp_path / "teacher.pt2")
+    equalized, records = backend.equalize(loaded)
+
+    first = next(r for r in records if (r["first"], r["second"]) == rescaled)
+    assert first["imbalance_before"] > 100 and first["imbalance_after"] < 5
+    assert torch.allclose(equalized(example), loaded(example), rtol=1e-4, atol=1e-4)
