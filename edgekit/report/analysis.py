@@ -65,7 +65,8 @@ def sensitivity_sentence(report: dict) -> str:
         reference = analysis.get(f"float_{analysis['metric']}")
         return (f"Drops in points of {analysis['metric']} against the float model "
                 f"({format_percent(reference) if analysis['metric'] == 'accuracy' else reference}) on "
-                f"{analysis['samples']} validation samples, each file run on its runtime; SNR from "
+                f"{analysis['samples']} validation samples, each file run on its runtime; SNR (on calibration "
+                "samples) from "
                 f"{', '.join(f'{k}: {v}' for k, v in analysis.get('tools', {}).items()) or 'no tool'}. "
                 "Range ratio: largest |activation| over its 99.9th percentile; channel ratio: largest channel "
                 "range over the median channel's (an outlier channel).")

@@ -6,9 +6,10 @@ cache when they ran before); then, for the quantize stage's plan and every forma
   other layer float) and when only that layer is kept float (every other layer quantized), each
   file exported by the format's own flow and run on its runtime, on the validation split;
 - each layer's signal-to-quantization-noise ratio, from the field's own tool for the format
-  (`Format.diagnose`: ONNX Runtime's `qdq_loss_debug`, AI Edge Quantizer's model validator);
-- each layer's activation range statistics (largest value over the 99.9th percentile, largest
-  channel range over the median channel's), which spot outlier channels.
+  (`Format.diagnose`: ONNX Runtime's `qdq_loss_debug`, AI Edge Quantizer's model validator), and
+  its activation range statistics (largest value over the 99.9th percentile, largest channel range
+  over the median channel's), which spot outlier channels, on the calibration samples (the
+  ranges int8 is calibrated on).
 The layers are ranked by the largest drop when quantized alone (then by the lowest SNR). The result
 is the `analysis` section of the run's report.json, which report.md and report.html show as a
 table and a plot. The run directory is `runs/<name>-analysis/` unless `--output` says otherwise.
@@ -43,7 +44,7 @@ from edgekit.run.pipeline import apply_stages, cache_keys, obtain_teacher, recip
 from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.run.validation import check_files
 
-DIAGNOSE_SAMPLES = 64  # validation samples the per-tensor tools run
+DIAGNOSE_SAMPLES = 64  # calibration samples the per-tensor tools run (the ranges int8 is calibrated on)
 
 
 def _planned(recipe: Recipe, ctx: RunContext) -> Artifact:
@@ -71,7 +72,7 @@ def _diagnosed(search: Search, artifact: Artifact) -> dict:
             float_path = Path(tmp) / f"float{fmt.suffix}"
             fmt.export(replace(artifact, plan=None), float_path, search.options, {}, {})
             layout = fmt.writer(artifact.framework).input_layout(search.options.channels_last)
-            found[name] = load(fmt.diagnose)(float_path, artifact.plan, to_layout(data.x_val[:DIAGNOSE_SAMPLES], layout))
+            found[name] = load(fmt.diagnose)(float_path, artifact.plan, to_layout(data.x_calib[:DIAGNOSE_SAMPLES], layout))
     return found
 
 
@@ -112,7 +113,7 @@ def analysis(artifact: Artifact, ctx: RunContext) -> dict:
     return {"split": "validation", "samples": int(len(ctx.dataset.x_val)), "metric": search.metric,
             f"float_{search.metric}": round(reference, 5),
             "plan": {"precision": artifact.plan.precision, "layers": dict(artifact.plan.layers)},
-            "as_planned": planned.figures, "tools": tools, "layers": ranked}
+            "as_planned": planned.figures, "tools": tools, "tool_samples": "calibration", "layers": ranked}
 
 
 def run_analysis(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT,

@@ -26,14 +26,23 @@ evaluate: {{runtimes: [litert, onnxruntime], latency: {{warmup: 5, runs: 50}}}}
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    """A digits CNN (Keras file) whose conv2d has its most active channel scaled x300."""
+def outlier(tmp_path_factory):
+    """(a digits CNN saved as a Keras file whose first conv has its most active channel scaled x300,
+    the names of its first two layers, as Keras named them in this process)."""
+    from edgekit.backends import get_backend
+
     data = digits_dataset(calibration_samples=256)
     model = trained_artifact("keras", data, epochs=3, outputs=10).model
-    rescale_outlier_channel("keras", model, "conv2d", "conv2d_1", data)
+    first, second = get_backend("keras").weight_layers(model)[:2]
+    rescale_outlier_channel("keras", model, first, second, data)
     path = tmp_path_factory.mktemp("outlier") / "outlier.keras"
     model.save(path)
-    return path
+    return path, (first, second)
+
+
+@pytest.fixture(scope="module")
+def teacher(outlier):
+    return outlier[0]
 
 
 def _recipe(tmp_path, teacher, extra: str = ""):
@@ -42,17 +51,18 @@ def _recipe(tmp_path, teacher, extra: str = ""):
     return path
 
 
-def test_analyze_ranks_the_rescaled_layers_first(teacher, tmp_path):
+def test_analyze_ranks_the_rescaled_layers_first(outlier, tmp_path):
+    teacher, (first, second) = outlier
     out = tmp_path / "analysis"
     result = run_edgekit("analyze", str(_recipe(tmp_path, teacher)), "-o", str(out), "--json")
     assert result.returncode == 0, result.stderr + result.stdout
 
     section = json.loads(result.stdout)
     ranked = section["layers"]
-    assert {row["layer"] for row in ranked[:2]} == {"conv2d", "conv2d_1"}
+    assert {row["layer"] for row in ranked[:2]} == {first, second}
     assert ranked[0]["quantized_alone"]["tflite"] > 0.05 and ranked[0]["quantized_alone"]["onnx"] > 0.05
-    outlier = next(row for row in ranked if row["layer"] == "conv2d")
-    assert outlier["channel_ratio"] > 100 and all(row["channel_ratio"] < 50 for row in ranked if row is not outlier)
+    rescaled = next(row for row in ranked if row["layer"] == first)
+    assert rescaled["channel_ratio"] > 100 and all(row["channel_ratio"] < 50 for row in ranked if row is not rescaled)
     assert set(section["tools"]) == {"tflite", "onnx"} and all(row["snr_db"] for row in ranked[:2])
     report = read_report(out)
     assert report["analysis"] == section and report["artifacts"] == []
