@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 FACTOR = 300.0
-EPOCHS, QUICK_EPOCHS = 3, 1
+EPOCHS, QUICK_EPOCHS = 10, 1
 FRAMEWORKS, QUICK_FRAMEWORKS = ("keras", "torch"), ("keras",)
 FORMATS = (("tflite", "litert", "LiteRT"), ("onnx", "onnxruntime", "ORT"))
 QUICK_FORMATS = (("onnx", "onnxruntime", "ORT"),)
