@@ -9,7 +9,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     scale        evaluation on 1k / 10k / 100k samples, fresh process each            (scale.py)
     cache        an unchanged training recipe run twice: the stage cache's speed-up   (cache_speed.py)
     families     the coverage matrix: model families × frameworks × stages            (families.py)
-    accuracy_control  quantize.max_drop 0.01 on an outlier-channel digits CNN, both frameworks, ~1 minute
+    accuracy_control  quantize.max_drop 0.01 on an outlier-channel digits CNN, both frameworks, 3 seeds, ~2 minutes
                       (accuracy_control.py)
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~65 minutes on 2 cores (families ~55)
