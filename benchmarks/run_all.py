@@ -9,6 +9,8 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     scale        evaluation on 1k / 10k / 100k samples, fresh process each            (scale.py)
     cache        an unchanged training recipe run twice: the stage cache's speed-up   (cache_speed.py)
     families     the coverage matrix: model families × frameworks × stages            (families.py)
+    accuracy_control  quantize.max_drop 0.01 on an outlier-channel digits CNN, both frameworks, 3 seeds, ~2 minutes
+                      (accuracy_control.py)
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~65 minutes on 2 cores (families ~55)
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
@@ -39,7 +41,8 @@ from common import ROOT, cpuinfo  # noqa: E402
 
 #: section name -> module (in the order they run: the subprocess-timed sections first)
 SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
-            "limits": "limits", "scale": "scale", "families": "families"}
+            "limits": "limits", "scale": "scale", "families": "families",
+            "accuracy_control": "accuracy_control"}
 
 
 def machine() -> dict:

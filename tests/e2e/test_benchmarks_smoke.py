@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale", "families")
+SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale", "families", "accuracy_control")
 
 
 def _numbers(value) -> list:
@@ -68,6 +68,10 @@ def test_run_all_quick_writes_every_section(tmp_path):
     int8 = cell["variants"]["int8"]
     assert int8["exit"] == 0 and int8["params"] > 0
     assert all(0 < int8[rt]["bytes_ratio"] < 1 and int8[rt]["p50_ms"] > 0 for rt in ("LiteRT", "ORT"))
+
+    control = sections["accuracy_control"]["rows"]
+    assert control and all(0 < r["max_drop_accuracy"] <= 1 and 0 < r["bytes_ratio"] < 1 and r["p50_ms"] > 0
+                           and r["chosen"] for r in control)
 
     markdown = (tmp_path / "latest.md").read_text()
     assert "## Targets" in markdown and results["machine"]["cpu"] in markdown
