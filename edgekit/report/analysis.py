@@ -11,6 +11,24 @@ from __future__ import annotations
 from edgekit.report.formatting import format_percent
 
 
+#: stage details the pages show in this module's section rather than in the stage table
+OWN_SECTION = {"accuracy_control"}
+
+
+def equalized_text(records: list[dict]) -> str:
+    """The pairs cross-layer equalization balanced: `conv2d → conv2d_1 (range imbalance 210 → 1.3)`."""
+    return "; ".join(f"{r['first']} → {r['second']} (range imbalance {r['imbalance_before']:g} → "
+                     f"{r['imbalance_after']:g})" for r in records) or "no pair"
+
+
+def layers_text(layers: dict) -> str:
+    return ", ".join(f"{name}: {precision}" for name, precision in layers.items()) or "none"
+
+
+#: stage detail -> how the pages write it
+DETAIL_TEXT = {"equalized": equalized_text, "layers": layers_text}
+
+
 def _drop(value) -> str:
     return "-" if value is None else f"{100 * value:+.2f}"
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from edgekit.report.analysis import control_rows, sensitivity_rows, sensitivity_sentence
+from edgekit.report.analysis import (DETAIL_TEXT, OWN_SECTION, control_rows, sensitivity_rows,
+                                     sensitivity_sentence)
 from edgekit.report.contents import latency_settings, quality_key, quality_label
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
@@ -122,8 +123,8 @@ def _stage(stage: dict) -> dict:
     return {
         "name": str(stage.get("name", "")),
         "summary": str(stage.get("summary", "")),
-        "details": [(key.replace("_", " "), _detail_value(value))
-                    for key, value in (stage.get("details") or {}).items()],
+        "details": [(key.replace("_", " "), DETAIL_TEXT.get(key, _detail_value)(value))
+                    for key, value in (stage.get("details") or {}).items() if key not in OWN_SECTION],
         "wall_time": f"{stage.get('wall_s') or 0:.2f} s",
         "metrics": ", ".join(f"{k} {format_number(v)}" for k, v in (stage.get("metrics") or {}).items()) or "-",
     }
