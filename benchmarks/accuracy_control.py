@@ -37,6 +37,9 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
 
+sys.path.insert(0, str(common.ROOT))
+from tests.helpers import rescale_outlier_channel  # noqa: E402  (the test's model, built the same way)
+
 FACTOR = 300.0
 EPOCHS, QUICK_EPOCHS = 10, 1
 FRAMEWORKS, QUICK_FRAMEWORKS = ("keras", "torch"), ("keras",)
@@ -56,38 +59,6 @@ def _dataset(seed: int):
 
     recipe = parse_recipe({"version": 1, "data": DATA, "teacher": {"build": {"arch": "cnn_small"}}})
     return load_dataset(recipe.data, task="classification", seed=seed, resolve=recipe.resolve_path)
-
-
-def _rescale_keras(model, first: str, second: str, data) -> int:
-    from edgekit.backends.keras.compat import keras
-    import numpy as np
-
-    acts = keras.Model(model.input, model.get_layer(first).output).predict(data.x_calib, verbose=0)
-    channel = int(np.argmax(acts.mean(axis=(0, 1, 2))))
-    w1, w2 = model.get_layer(first).get_weights(), model.get_layer(second).get_weights()
-    w1[0][..., channel] *= FACTOR
-    w1[1][channel] *= FACTOR
-    w2[0][:, :, channel, :] /= FACTOR
-    model.get_layer(first).set_weights(w1)
-    model.get_layer(second).set_weights(w2)
-    return channel
-
-
-def _rescale_torch(model, first: str, second: str, data) -> int:
-    import torch
-
-    modules = dict(model.named_modules())
-    seen = {}
-    hook = modules[first].register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
-    with torch.no_grad():
-        model(torch.from_numpy(data.x_calib.transpose(0, 3, 1, 2).copy()))
-    hook.remove()
-    channel = int(torch.relu(seen["out"]).mean(dim=(0, 2, 3)).argmax())
-    with torch.no_grad():
-        modules[first].weight[channel] *= FACTOR
-        modules[first].bias[channel] *= FACTOR
-        modules[second].weight[:, channel] /= FACTOR
-    return channel
 
 
 def _save_keras(model, directory: Path, data) -> str:
@@ -110,7 +81,6 @@ def _save_torch(model, directory: Path, data) -> str:
     return f"teacher: {{path: {path}, factory: 'outlier_factory:build'}}"
 
 
-RESCALE = {"keras": _rescale_keras, "torch": _rescale_torch}
 SAVE = {"keras": _save_keras, "torch": _save_torch}
 
 
@@ -122,7 +92,7 @@ def teacher(framework: str, epochs: int, data, seed: int) -> tuple[str, dict]:
     model = backend.build("cnn_small", 1.0, data.input_shape, 10, "classification", seed=seed)
     model = backend.train(model, data, epochs=epochs, batch_size=32, learning_rate=0.003, seed=seed)
     first, second = backend.weight_layers(model)[:2]
-    channel = RESCALE[framework](model, first, second, data)
+    channel = rescale_outlier_channel(framework, model, first, second, data, FACTOR)
     directory = common.scratch() / f"outlier-{framework}-seed{seed}"
     directory.mkdir(parents=True, exist_ok=True)
     return SAVE[framework](model, directory, data), {"rescaled": [first, second], "channel": channel}

@@ -239,6 +239,7 @@ def _rescale_keras(model, first, second, data, factor):
     w2[0][:, :, channel, :] /= factor
     model.get_layer(first).set_weights(w1)
     model.get_layer(second).set_weights(w2)
+    return channel
 
 
 def _rescale_torch(model, first, second, data, factor):
@@ -255,13 +256,15 @@ def _rescale_torch(model, first, second, data, factor):
         modules[first].weight[channel] *= factor
         modules[first].bias[channel] *= factor
         modules[second].weight[:, channel] /= factor
+    return channel
 
 
 _RESCALE = {"keras": _rescale_keras, "torch": _rescale_torch}
 
 
-def rescale_outlier_channel(framework: str, model, first: str, second: str, data, factor: float = 300.0) -> None:
+def rescale_outlier_channel(framework: str, model, first: str, second: str, data, factor: float = 300.0) -> int:
     """Scale the most active output channel of layer `first` (weights and bias) by `factor` and the
     weights of layer `second` that read it by 1/factor, in place: the same function, but one channel's
-    activations `factor` times larger than the rest, which ruins a per-tensor int8 activation scale."""
-    _RESCALE[framework](model, first, second, data, factor)
+    activations `factor` times larger than the rest, which ruins a per-tensor int8 activation scale.
+    Returns the channel. (benchmarks/accuracy_control.py builds its models with it too.)"""
+    return _RESCALE[framework](model, first, second, data, factor)

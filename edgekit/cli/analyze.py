@@ -7,19 +7,13 @@ import json
 import click
 
 from edgekit.cli.console import debug_mode, stdout, terminate_as_interrupt, user_errors
+from edgekit.cli.options import recipe_run_options
 
 
 @click.command("analyze")
-@click.argument("recipe_path", metavar="RECIPE")
-@click.option("--output", "-o", help="Run directory (default: runs/<name>-analysis/).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
-              help="Override a recipe value, e.g. --set stages.0.quantize.precision=int16x8 (repeatable).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
-@click.option("--json", "as_json", is_flag=True, help="Print the analysis section as JSON on stdout.")
-@click.option("--no-cache", is_flag=True, help="Train every step again; do not read or write the stage cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Stage cache location (default: $EDGEKIT_CACHE_DIR, else ~/.cache/edgekit).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and the frameworks' own logs.")
+@recipe_run_options('Run directory (default: runs/<name>-analysis/).',
+                    'stages.0.quantize.precision=int16x8',
+                    'Print the analysis section as JSON on stdout.')
 def analyze_command(recipe_path: str, output: str | None, overrides: tuple[str, ...], quiet: bool, as_json: bool,
                     no_cache: bool, cache_dir: str | None, debug: bool) -> None:
     """Rank RECIPE's layers by what int8 costs them: drop alone, SNR, outlier ranges, per format.
