@@ -74,10 +74,12 @@ def test_inspect_reads_edgekit_files_as_their_runtimes_do(example_run):
     (ort_input,) = session.get_inputs()
     assert onnx_facts["inputs"][0]["name"] == ort_input.name
     assert onnx_facts["inputs"][0]["dtype"] == "float32" and ort_input.type == "tensor(float)"
-    # The QAT .onnx (from the full-integer .tflite) keeps TFLite's fused ReLU between Conv and its
-    # QuantizeLinear, so ONNX Runtime computes those convolutions in float: inspect must say so.
-    assert onnx_facts["quantization"]["kind"] == "mixed"
-    assert {op["op"] for op in onnx_facts["quantization"]["float_ops"]} >= {"Relu"}
+    # The QAT .onnx (from the full-integer .tflite) once kept TFLite's fused ReLU between Conv and its
+    # QuantizeLinear, and ONNX Runtime computed those convolutions in float; rewritten
+    # (formats/onnx/qdq_activations), every Conv / Gemm runs int8, and inspect says so.
+    assert onnx_facts["quantization"]["kind"] == "int8 (full integer)"
+    assert onnx_facts["quantization"]["float_ops"] == []
+    assert {row["precision"] for row in onnx_facts["quantization"]["layers"]} == {"int8"}
     ptq_out, ptq = example_run("quickstart.yaml")
     assert ptq.returncode == 0, ptq.stderr
     ptq_facts = run_edgekit("inspect", str(ptq_out / "model.onnx"), "--json", "--no-gpu-check").json()
