@@ -32,14 +32,17 @@ def user_errors(debug: bool) -> Iterator[None]:
     try:
         yield
     except EdgekitError as exc:
+        if _SIGNALLED:  # e.g. a stage's error made of an import a signal cut short
+            _interrupted()
         if debug:
             traceback.print_exc()
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        stderr.print("[yellow]interrupted:[/] nothing was written over the previous run directory.")
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:  # a bug in edgekit or a framework: say so, keep the trace for --debug
+        if _SIGNALLED:  # an import that a signal cut short reports its own error (numpy: ImportError)
+            _interrupted()
         if debug:
             traceback.print_exc()
         stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
@@ -53,8 +56,21 @@ def debug_mode(debug: bool) -> None:
         os.environ["EDGEKIT_DEBUG"] = "1"
 
 
+def _interrupted() -> None:
+    stderr.print("[yellow]interrupted:[/] nothing was written over the previous run directory.")
+    sys.exit(130)
+
+
+#: the signals received (SIGINT, SIGTERM): a native module's initialization that one of them cuts
+#: short raises its own error instead of KeyboardInterrupt, which must still end as an interrupt
+_SIGNALLED: list[int] = []
+
+
 def terminate_as_interrupt() -> None:
-    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the staging directory is removed."""
+    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the staging directory is removed; both
+    are remembered, so that whatever error they surface as, the run exits 130."""
     def handler(signum, frame):
+        _SIGNALLED.append(signum)
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -25,8 +25,6 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from edgekit.artifact import Artifact
 from edgekit.errors import InputError
 from edgekit.formats.base import ExportOptions

@@ -1,4 +1,5 @@
-"""`quantize: {keep_float, overrides, precision: int16x8}` through `edgekit compress` (issue 12, point 2):
+"""`quantize: {keep_float, overrides}` through `edgekit compress` (issue 12, point 2; every precision
+and override per framework and format: tests/contract/test_layer_precision.py):
 the run records the resolved layers, the model card says what each layer of each shipped file
 computes in (read from the file), the files keep the teacher's accuracy on their runtimes, and a
 pattern that names no layer stops the run with exit code 2 before anything is written."""
@@ -29,21 +30,6 @@ def test_a_mixed_plan_reaches_both_files_and_the_model_card(tmp_path):
         assert layers == {"conv2d": "int16x8", "conv2d_1": "int8", "dense": "int8", "logits": "float"}, fmt
         final = artifact_of(report, f"model.{fmt}")
         assert final["accuracy"] >= artifact_of(report, "teacher")["accuracy"] - 0.01, fmt
-
-
-def test_int16x8_files_are_int16x8_on_both_runtimes(tmp_path):
-    out = tmp_path / "wide"
-    result = run_edgekit("compress", QUICKSTART, "-o", str(out), "-q", "--json",
-                         "--set", "stages=[{quantize: {precision: int16x8}}]", "--set", "gates={}")
-    assert result.returncode == 0, result.stderr + result.stdout
-    report = read_report(out)
-    card = json.loads((out / "model_card.json").read_text())
-    assert card["models"]["tflite"]["quantization"] == "int16x8 (full integer)"
-    for fmt in ("tflite", "onnx"):
-        final = artifact_of(report, f"model.{fmt}")
-        assert final["precision"] == "int16x8" and final["io_type"] == "float32"
-        assert final["accuracy"] >= artifact_of(report, "teacher")["accuracy"] - 0.01, fmt
-        assert final["bytes"] < 0.35 * artifact_of(report, f"baseline.{fmt}")["bytes"], fmt
 
 
 def test_a_pattern_that_names_no_layer_stops_the_run_before_anything_is_written(tmp_path):
