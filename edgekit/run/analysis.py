@@ -32,7 +32,6 @@ from edgekit.errors import InputError
 from edgekit.formats.base import load
 from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
-from edgekit.precision import FLOAT_LAYER
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe
 from edgekit.recipe.support import check_support
@@ -87,9 +86,8 @@ def analysis(artifact: Artifact, ctx: RunContext) -> dict:
             planned = search.measure("as planned", artifact, reference)
             done(1)
             for layer in layers:
-                alone = artifact.plan.with_layers({o: FLOAT_LAYER for o in layers if o != layer})
-                kept = artifact.plan.with_layers({**dict(artifact.plan.layers), layer: FLOAT_LAYER})
-                for key, plan in (("quantized_alone", alone), ("float_alone", kept)):
+                for key, plan in (("quantized_alone", artifact.plan.quantizing_only(layer, layers)),
+                                  ("float_alone", artifact.plan.keeping_float(layer))):
                     found = search.measure(f"{key} {layer}", replace(artifact, plan=plan), reference, timed=False)
                     rows[layer][key] = {fmt: f["drop"] for fmt, f in found.figures.items()}
                     done(1)

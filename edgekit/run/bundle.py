@@ -53,7 +53,7 @@ def model_card(report: dict, recipe_sha256: str, preprocessing: dict, labels: li
             "inputs": (artifact.get("io") or {}).get("inputs", []),
             "outputs": (artifact.get("io") or {}).get("outputs", []),
             "bytes": artifact.get("bytes"),
-            **({"quantization_choice": artifact["quantization_choice"]} if "quantization_choice" in artifact else {}),
+            **({key: artifact[key] for key in ("calibration", "quantization_choice") if key in artifact}),
             **facts,
         }
     return {

@@ -41,6 +41,9 @@ def export_all(teacher: Artifact, final: Artifact, ctx) -> list[Export]:
             with ctx.stage(f"export {path.name}", f"{precision}, {fmt.name}") as record, \
                     ctx.progress.task(f"export {path.name} ({precision}, calibrate and convert)", 1) as done:
                 facts: dict = {}
+                plan = artifact.plan
+                if plan is not None and plan.calibrated and not plan.quantization_aware:
+                    facts["calibration"] = plan.calibration  # how its activation ranges were chosen
                 ctx.warnings.extend(fmt.export(artifact, path, options, written.setdefault(fmt.name, {}), facts))
                 done(1)
                 record["metrics"]["bytes"] = path.stat().st_size

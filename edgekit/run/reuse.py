@@ -60,10 +60,12 @@ def exports_key(recipe, teacher: str, final: str) -> str:
 
 def _state_json(artifact: Artifact) -> dict:
     """The artifact's typed state, as JSON (the plan is the recipe's and is taken from it on load,
-    with the per-layer precisions the run chose: `max_drop` picks them on the validation split)."""
+    with the per-layer precisions and the calibration the run chose: `max_drop` picks them on the
+    validation split)."""
     return {"source": artifact.source, "pruned": artifact.pruned, "clustered": artifact.clustered,
             "quantization_aware": artifact.qat is not None, "planned": artifact.plan is not None,
             "layers": dict(artifact.plan.layers) if artifact.plan is not None else {},
+            "calibration": artifact.plan.calibration if artifact.plan is not None else None,
             "details": dict(artifact.details)}
 
 
@@ -95,9 +97,11 @@ def load_model(cache, key: str, backend, context) -> tuple[Optional[tuple[Artifa
             float_dir = entry / "float_model"
             float_model = backend.load_cached(float_dir, context) if float_dir.exists() else None
             qat = backend.qat_state(float_model)
-        artifact = Artifact(backend.framework, model, name=meta["name"],
-                            plan=(context.recipe.quantize.plan().with_layers(state.get("layers") or {})
-                                  if state["planned"] else None),
+        plan = None
+        if state["planned"]:
+            plan = context.recipe.quantize.plan().with_layers(state.get("layers") or {})
+            plan = plan.with_calibration(state.get("calibration") or plan.calibration)
+        artifact = Artifact(backend.framework, model, name=meta["name"], plan=plan,
                             history=tuple(meta["history"]), source=state["source"], pruned=state["pruned"],
                             clustered=state["clustered"], qat=qat, details=state["details"])
         return (artifact, meta["record"]), None

@@ -10,6 +10,10 @@ against the names of the model's layers that hold a weight matrix or kernel (`Ba
 Keras layer names, torch module paths such as `features.3`), before anything trains
 (`Backend.preflight`); a pattern that matches no layer is an error that lists the layers. The plan
 carries the resolved layer names (`Plan.layers`).
+
+Calibration: `calibration: minmax | percentile | entropy` says how the exporters choose activation
+ranges from the calibration samples (`edgekit.precision.CALIBRATIONS`); `max_drop` also tries the
+other two when the recipe's drops too much.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgekit.artifact import Artifact
 from edgekit.errors import InputError
-from edgekit.precision import FLOAT_LAYER, LAYER_PRECISIONS, PLANS, Plan, plan_for
+from edgekit.precision import CALIBRATIONS, FLOAT_LAYER, LAYER_PRECISIONS, MINMAX, PLANS, Plan, plan_for
 from edgekit.stages.base import ANY_FRAMEWORK, Method, StageConfig
 
 
@@ -80,6 +84,7 @@ class QuantizeConfig(StageConfig):
     batch_size: Optional[Annotated[int, Field(gt=0)]] = None
     learning_rate: Optional[Annotated[float, Field(gt=0.0)]] = None
     max_drop: Optional[Annotated[float, Field(gt=0.0, lt=1.0)]] = None
+    calibration: Literal[CALIBRATIONS] = MINMAX  # type: ignore[valid-type]
     keep_float: list[str] = Field(default_factory=list)
     overrides: dict[str, Literal[LAYER_PRECISIONS]] = Field(default_factory=dict)  # type: ignore[valid-type]
 
@@ -118,6 +123,11 @@ class QuantizeConfig(StageConfig):
         if self.max_drop is not None and (self.method != "ptq" or not PLANS[self.precision].calibrated):
             raise ValueError("quantize.max_drop applies to method: ptq with precision: int8 or int16x8: it "
                              "searches calibrated post-training plans (equalization, int16x8 or float layers)")
+        if self.calibration != MINMAX and (self.method != "ptq" or not PLANS[self.precision].calibrated):
+            raise ValueError(f"quantize.calibration: {self.calibration} applies to method: ptq with precision: "
+                             "int8 or int16x8 (calibrated activation ranges); "
+                             + ("quantization-aware training learns its ranges" if self.method == "qat" else
+                                f"precision: {self.precision} calibrates nothing") + "; remove it")
         if self.layer_patterns():
             key = "keep_float" if self.keep_float else "overrides"
             if self.method != "ptq":
@@ -167,11 +177,13 @@ class QuantizeConfig(StageConfig):
 
     def plan(self) -> Plan:
         """The precision plan this stage asks the exporters to realize."""
-        return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat")
+        return plan_for(self.precision, self.io, self.per_channel, quantization_aware=self.method == "qat",
+                        calibration=self.calibration)
 
     def summary(self) -> str:
         mixed = "".join(f", {p}: {', '.join(x for x, q in self.layer_patterns() if q == p)}"
                         for p in LAYER_PRECISIONS if any(q == p for _, q in self.layer_patterns()))
         control = f", max_drop {self.max_drop:g}" if self.max_drop is not None else ""
+        ranges = f", {self.calibration} ranges" if self.calibration != MINMAX else ""
         return (f"{self.method} {self.precision} (io {self.io}, "
-                f"{'per-channel' if self.per_channel else 'per-tensor'}{mixed}{control})")
+                f"{'per-channel' if self.per_channel else 'per-tensor'}{ranges}{mixed}{control})")

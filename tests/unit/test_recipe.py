@@ -320,6 +320,24 @@ def test_a_per_layer_precision_the_plan_cannot_have_is_rejected(tmp_path, stage,
     assert expected in error_of(tmp_path, with_stage(f"- quantize: {stage}\n"))
 
 
+@pytest.mark.parametrize("calibration", ["percentile", "entropy"])
+def test_a_calibration_rule_reaches_the_plan(tmp_path, calibration):
+    recipe = load(tmp_path, with_stage(f"- quantize: {{precision: int16x8, calibration: {calibration}}}\n"))
+
+    assert recipe.quantize.plan().calibration == calibration
+    assert f"{calibration} ranges" in recipe.quantize.summary()
+    assert load(tmp_path, with_stage("- quantize: {}\n")).quantize.plan().calibration == "minmax"
+
+
+@pytest.mark.parametrize("stage, expected", [
+    ("{method: qat, calibration: percentile}", "quantization-aware training learns its ranges"),
+    ("{precision: dynamic, calibration: entropy}", "precision: dynamic calibrates nothing"),
+    ("{calibration: kl}", "stages[0].quantize.calibration"),
+])
+def test_a_calibration_rule_the_plan_cannot_use_is_rejected(tmp_path, stage, expected):
+    assert expected in error_of(tmp_path, with_stage(f"- quantize: {stage}\n"))
+
+
 def test_two_quantize_stages_are_rejected(tmp_path):
     message = error_of(tmp_path, with_stage("- quantize: {}\n- quantize: {precision: dynamic}\n"))
 

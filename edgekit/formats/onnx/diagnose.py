@@ -64,7 +64,7 @@ def diagnose(float_path: Path, plan, samples: np.ndarray) -> tuple[str, dict[str
         prepare(float_path, prepared)
         name = input_name(prepared)
         candidate = INT16X8 if isinstance(plan, Int16x8) else CANDIDATES[0]
-        quantize(prepared, qdq, candidate, plan.per_channel, name, samples, dict(plan.layers))
+        quantize(prepared, qdq, candidate, plan, name, samples)
         float_outputs, qdq_outputs = tmp / "float.aug.onnx", tmp / "qdq.aug.onnx"
         modify_model_output_intermediate_tensors(str(prepared), str(float_outputs))
         modify_model_output_intermediate_tensors(str(qdq), str(qdq_outputs))

@@ -1,11 +1,12 @@
 """Quantize a float .onnx with ONNX Runtime, following the precision plan (`PLANS`, by plan class).
 
-- int8: static QDQ quantization (int8 weights and activations), calibrated with MinMax on the same
-  calibration samples the .tflite used, per-channel weights unless `per_channel: false`. The
-  activation type and the ops quantized are chosen by timing a few candidates on ONNX Runtime
-  (`edgekit.formats.onnx.tuning`); LSTMs, which static QDQ leaves float, get int8 weights by dynamic
-  quantization in the same file (`edgekit.formats.onnx.recurrent`). The measured choice goes to the
-  report (`quantize_onnx`'s `facts`).
+- int8: static QDQ quantization (int8 weights and activations), calibrated on the same calibration
+  samples the .tflite used, as the plan's `calibration` says (`edgekit.formats.onnx.calibration`),
+  per-channel weights unless `per_channel: false`. The activation type and the ops
+  quantized are chosen by timing a few candidates on ONNX Runtime (`edgekit.formats.onnx.tuning`);
+  LSTMs, which static QDQ leaves float, get int8 weights by dynamic quantization in the same file
+  (`edgekit.formats.onnx.recurrent`). The measured choice goes to the report (`quantize_onnx`'s
+  `facts`).
 - int16x8: static QDQ with int16 activations and int8 weights (ONNX Runtime runs them in float
   between 16-bit QuantizeLinear / DequantizeLinear: as small as int8, more accurate, not faster).
 - Per-layer overrides (`plan.layers`: keep_float / overrides): `edgekit.formats.onnx.layers`.
@@ -28,6 +29,7 @@ from edgekit.errors import StageError
 from edgekit.formats.onnx.recurrent import quantize_recurrent, recurrent_ops
 from edgekit.formats.onnx.recurrent import note as recurrent_note
 from edgekit.formats.onnx.compact import compact
+from edgekit.formats.onnx.calibration import label
 from edgekit.formats.onnx.tuning import INT16X8, choose, input_name, prepare, quantize
 from edgekit.precision import Dynamic, Float16, Int8, Int16x8, Plan
 from edgekit.quiet import native_stderr_silenced
@@ -40,7 +42,7 @@ def _int8(source: Path, target: Path, plan, calibration: np.ndarray, threads: in
         how = prepare(source, prepared)
         found = recurrent_ops(prepared)
         finish = quantize_recurrent if found else None
-        record = choose(prepared, target, source, plan.per_channel, calibration, threads, finish, dict(plan.layers))
+        record = choose(prepared, target, source, plan, calibration, threads, finish)
     record.update(prepared=how, recurrent=recurrent_note(found))
     if plan.layers:
         record["layers"] = dict(plan.layers)
@@ -54,11 +56,11 @@ def _int16x8(source: Path, target: Path, plan, calibration: np.ndarray, threads:
         prepared = Path(tmp) / "prepared.onnx"
         how = prepare(source, prepared)
         found = recurrent_ops(prepared)
-        quantize(prepared, target, INT16X8, plan.per_channel, input_name(prepared), calibration, dict(plan.layers))
+        quantize(prepared, target, INT16X8, plan, input_name(prepared), calibration)
         if found:
             quantize_recurrent(target)
         compact(target)
-    record = {"method": "static QDQ (ONNX Runtime quantize_static, MinMax), int16 activations, int8 weights",
+    record = {"method": label(plan) + ", int16 activations, int8 weights",
               "chosen": INT16X8.name, "per_channel": plan.per_channel, "prepared": how,
               "recurrent": recurrent_note(found)}
     if plan.layers:

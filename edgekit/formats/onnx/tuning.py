@@ -21,16 +21,18 @@ not stored in the file: its timings differ from run to run, and the same model m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
+from edgekit.formats.onnx.calibration import label, static_arguments
 from edgekit.formats.onnx.compact import compact
 from edgekit.formats.onnx.layers import quantizer_options
 
@@ -119,23 +121,28 @@ def _excluded(path: Path, candidate: Candidate) -> list[str]:
             if n.op_type == "MatMul" and (len(n.input) < 2 or n.input[1] not in constants)]
 
 
-def quantize(prepared: Path, target: Path, candidate: Candidate, per_channel: bool, name: str,
-             calibration: np.ndarray, layers: Mapping[str, str] | None = None) -> None:
-    """Static QDQ quantization of `prepared` to `target` as `candidate` says, MinMax-calibrated, with
-    the plan's per-layer precisions `layers` (`edgekit.formats.onnx.layers`)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def quantize(prepared: Path, target: Path, candidate: Candidate, plan, name: str, calibration: np.ndarray,
+             ranges: Path | None = None) -> None:
+    """Static QDQ quantization of `prepared` to `target` as `candidate` says, its activation ranges
+    calibrated on `calibration` as the plan says (`edgekit.formats.onnx.calibration`; cached in the
+    folder `ranges` when given, for the other variants of `prepared`), per-channel
+    weights unless the plan says otherwise, and the plan's per-layer precisions
+    (`edgekit.formats.onnx.layers`)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     activation = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[candidate.activations]
-    options = quantizer_options(prepared, layers or {}, activation)
-    quantize_static(
-        str(prepared), str(target), Calibration(name, calibration),
-        quant_format=QuantFormat.QDQ, per_channel=per_channel,
-        activation_type=activation, weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-        op_types_to_quantize=list(WEIGHT_OPS) if candidate.weights_only else None,
-        nodes_to_exclude=_excluded(prepared, candidate) + options["nodes_to_exclude"],
-        extra_options=options["extra_options"],
-    )
+    options = quantizer_options(prepared, dict(plan.layers), activation)
+    with tempfile.TemporaryDirectory(prefix="edgekit-qdq-") as tmp, \
+            contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
+        quantize_static(
+            str(prepared), str(target), Calibration(name, calibration),
+            quant_format=QuantFormat.QDQ, per_channel=plan.per_channel,
+            activation_type=activation, weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(WEIGHT_OPS) if candidate.weights_only else None,
+            nodes_to_exclude=_excluded(prepared, candidate) + options["nodes_to_exclude"],
+            extra_options=options["extra_options"],
+            **static_arguments(prepared, plan, Calibration(name, calibration), Path(ranges or tmp)),
+        )
 
 
 class Timed:
@@ -217,8 +224,8 @@ def cpu_int8_features() -> list[str]:
     return [flag for flag in wanted if flag in flags]
 
 
-def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, calibration: np.ndarray,
-           threads: int, finish=None, layers: Mapping[str, str] | None = None) -> dict:
+def choose(prepared: Path, target: Path, float_file: Path, plan, calibration: np.ndarray,
+           threads: int, finish=None) -> dict:
     """Quantize `prepared` as every candidate (then `finish(path)`, e.g. the recurrent step, when
     given, and `compact`), time them all together with `float_file`, copy the chosen one to `target`
     and return the record."""
@@ -230,7 +237,7 @@ def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, ca
         for index, candidate in enumerate(CANDIDATES):
             path = Path(tmp) / f"candidate{index}.onnx"
             try:
-                quantize(prepared, path, candidate, per_channel, name, calibration, layers)
+                quantize(prepared, path, candidate, plan, name, calibration, ranges=Path(tmp))
                 if finish is not None:
                     finish(path)
                 compact(path)
@@ -257,8 +264,8 @@ def choose(prepared: Path, target: Path, float_file: Path, per_channel: bool, ca
                 why = f"{row['name']} ran below {MARGIN}x the p50 of {kept[0]['name']} in {WINS_NEEDED} of {ROUNDS} rounds"
                 kept = (row, path, timed)
         shutil.copyfile(kept[1], target)
-    return {"method": "static QDQ (ONNX Runtime quantize_static, MinMax)", "chosen": kept[0]["name"],
+    return {"method": label(plan), "chosen": kept[0]["name"],
             "why": why + f" on this CPU (1 sample per run, {threads} thread(s))",
-            "per_channel": per_channel, "cpu_int8_features": cpu_int8_features(),
+            "per_channel": plan.per_channel, "cpu_int8_features": cpu_int8_features(),
             "float_p50_ms": round(baseline.p50_ms, 4), "float_bytes": float_bytes,
             "float_ops_of_float_file": baseline.float_ops, "candidates": rows}

@@ -35,7 +35,7 @@ def diagnose(float_path: Path, plan, samples: np.ndarray) -> tuple[str, dict[str
     name = signatures[key]["inputs"][0]
     data = {key: [{name: samples[i:i + 1].astype(np.float32)} for i in range(len(samples))]}
     with native_stderr_silenced():  # the validator warns about keeping every tensor, the quantizer shows a bar
-        quantized = edge.quantize(float_tflite, edge.recipe(plan, float_tflite), samples)
+        quantized = edge.quantize(float_tflite, plan, samples)
         result = model_validator.compare_model(float_tflite, quantized, data,
                                                [validation_utils.ValidationErrorMetric.SNR], num_threads=1)
     compared = result.get_signature_comparison_result(key)

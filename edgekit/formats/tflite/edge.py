@@ -14,8 +14,11 @@ layer when one of its tensors (outputs, or the weight and bias it reads) is name
 layer (`edgekit.formats.layer_names`); so the layer's whole computation moves, not only its weight
 op. The file's inputs and outputs keep the plan's `io` type whatever their neighbours' precision.
 
-Ranges are the plain min/max over every calibration sample: the quantizer's default moving average
-of per-sample extremes (factor 0.95) clips the activations of a batch-1 model badly.
+Ranges are the plain min/max over every calibration sample (the quantizer's default moving average
+of per-sample extremes, factor 0.95, clips the activations of a batch-1 model badly), or, when the
+plan's `calibration` says so, a percentile or entropy threshold (`edgekit.formats.tflite.ranges`).
+The quantizer also writes every plan whose calibration is not min/max: the TFLite converter and
+PT2E have no such setting.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 
 from edgekit.formats.layer_names import layers_in_name
 from edgekit.formats.tflite import schema as tflite_schema
-from edgekit.precision import FLOAT_LAYER, Int16x8, Plan
+from edgekit.precision import FLOAT_LAYER, MINMAX, Int16x8, Plan
 
 #: activation bits of a precision AI Edge Quantizer realizes (float layers get NO_QUANTIZE)
 ACTIVATION_BITS = {"int8": 8, Int16x8.name: 16}
@@ -36,7 +39,7 @@ ACTIVATION_BITS = {"int8": 8, Int16x8.name: 16}
 def by_edge_quantizer(plan: Plan | None) -> bool:
     """True when AI Edge Quantizer writes the file of `plan` (see the module docstring)."""
     return plan is not None and plan.calibrated and not plan.quantization_aware and (
-        isinstance(plan, Int16x8) or plan.mixed)
+        isinstance(plan, Int16x8) or plan.mixed or plan.calibration != MINMAX)
 
 
 def ops_with_scopes(content: bytes) -> Iterator[tuple[str, str, list[str]]]:
@@ -123,20 +126,26 @@ def recipe(plan: Plan, float_tflite: bytes):
     return manager
 
 
-def quantize(float_tflite: bytes, manager, samples: np.ndarray, batch: int = 1) -> bytes:
-    """`float_tflite` quantized by AI Edge Quantizer as the recipe `manager` says (`recipe`),
-    calibrated on `samples` fed `batch` at a time."""
+def quantize(float_tflite: bytes, plan: Plan, samples: np.ndarray, batch: int = 1) -> bytes:
+    """`float_tflite` quantized by AI Edge Quantizer as `plan` says (`recipe`), calibrated on
+    `samples` fed `batch` at a time, its ranges chosen by the plan's `calibration`."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import calibrator, quantizer
     from ai_edge_quantizer.utils import qsv_utils
 
+    from edgekit.formats.tflite import ranges
+
+    manager = recipe(plan, float_tflite)
     signatures = Interpreter(model_content=float_tflite).get_signature_list()
     key = next(iter(signatures))
     name = signatures[key]["inputs"][0]
     chunks = [np.ascontiguousarray(np.resize(samples[i:i + batch], (batch,) + samples.shape[1:]), np.float32)
               for i in range(0, len(samples), batch)]  # a short last batch is filled with its own samples
-    ranges = calibrator.Calibrator(float_tflite, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-    ranges.calibrate({key: [{name: chunk} for chunk in chunks]}, manager)
+    found = calibrator.Calibrator(float_tflite, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+    found.calibrate({key: [{name: chunk} for chunk in chunks]}, manager)
+    qsvs = found.get_model_qsvs()
+    if plan.calibration != MINMAX:
+        qsvs = ranges.clipped(float_tflite, chunks, qsvs, plan.calibration)
     engine = quantizer.Quantizer(bytearray(float_tflite), manager.get_quantization_recipe())
-    result = engine.quantize(ranges.get_model_qsvs(), enable_progress_report=False)
+    result = engine.quantize(qsvs, enable_progress_report=False)
     return bytes(result.quantized_model)

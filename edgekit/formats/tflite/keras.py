@@ -80,7 +80,7 @@ def to_tflite(model, path: Path, plan: Optional[Plan] = None, calibration: Optio
         with native_stderr_silenced():
             content = converter.convert()
             if by_edge:
-                content = edge.quantize(content, edge.recipe(plan, content), calibration)
+                content = edge.quantize(content, plan, calibration)
             elif isinstance(plan, Int8) and not plan.quantization_aware and attention.has_attention(content):
                 content = _weight_ops_only(converter, plan, content)
     except StageError:

@@ -1,9 +1,9 @@
 """How each precision plan becomes a .tflite, per framework: the realization tables the writers use.
 
-`KERAS`: plan class (None: float32) -> set-up of TensorFlow's `TFLiteConverter` for it; int16x8 and
-plans with per-layer overrides are converted float and quantized by AI Edge Quantizer
-(`edgekit.formats.tflite.edge`, `keras_setup`), which has a recipe per op where the converter has
-one setting for the whole model.
+`KERAS`: plan class (None: float32) -> set-up of TensorFlow's `TFLiteConverter` for it; int16x8,
+plans with per-layer overrides and plans calibrated by percentile or entropy are converted float and
+quantized by AI Edge Quantizer (`edgekit.formats.tflite.edge`, `keras_setup`), which has a recipe per
+op where the converter has one setting for the whole model, and takes ranges edgekit clips.
 `TORCH`: plan class -> conversion with LiteRT-Torch, through the primitives of the torch writer's
 `Conversion` (`convert`, `pt2e`, `edge_quantize`):
 - int8, io int8: PT2E post-training quantization (LiteRT-Torch's PT2EQuantizer, symmetric int8
@@ -12,9 +12,9 @@ one setting for the whole model.
   this gives int8 inputs and outputs and has no option for anything else (litert-torch issue #670).
   nn.LSTM / nn.GRU are decomposed before PT2E so their weights are int8 too, per tensor
   (`edgekit.formats.tflite.torch_recurrent` says why).
-- int8, io float32 | uint8, and int8 with per-layer overrides: the float .tflite quantized with AI
-  Edge Quantizer (`edgekit.formats.tflite.edge`: static int8, ranges the min/max over every
-  calibration sample), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as
+- int8, io float32 | uint8, int8 with per-layer overrides, and int8 calibrated by percentile or
+  entropy: the float .tflite quantized with AI Edge Quantizer (`edgekit.formats.tflite.edge`: static
+  int8, ranges the min/max over every calibration sample or the plan's clipped ones), whose recipe leaves the INPUT/OUTPUT tensors float or makes them uint8, as
   TF's converter does for Keras. In an attention model only the weight ops are int8, per tensor
   (`edgekit.formats.tflite.attention`: LiteRT's XNNPACK runs the rest faster in float, and per-channel
   parameters weigh a fifth of the int8 weights of a small encoder).
@@ -124,11 +124,11 @@ def _torch_dynamic(c, plan: Plan) -> bytes:
 
 
 def _torch_by_edge_quantizer(c, plan: Plan) -> bytes:
-    return c.edge_quantize(lambda float_tflite: edge.recipe(plan, float_tflite))
+    return c.edge_quantize(plan)
 
 
 def _torch_int8(c, plan: Plan) -> bytes:
-    if plan.io == "int8" and not plan.mixed:  # nn.MultiheadAttention: per-tensor weights (formats.tflite.attention)
+    if plan.io == "int8" and not edge.by_edge_quantizer(plan):  # nn.MultiheadAttention: per-tensor weights (formats.tflite.attention)
         per_channel = plan.per_channel and not c.has_attention_module()
         return c.pt2e(_pt2e_quantizer(per_channel, dynamic=False), calibrate=True)
     return _torch_by_edge_quantizer(c, plan)

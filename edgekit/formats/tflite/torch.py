@@ -118,13 +118,11 @@ class Conversion:
         converted = _pt2e(self.module, self.example, self.samples, quantizer, calibrate, self.batch)
         return self.with_quantizer(converted, quantizer)
 
-    def edge_quantize(self, recipe) -> bytes:
-        """The float .tflite, quantized by AI Edge Quantizer with the recipe manager that
-        `recipe(float .tflite bytes)` returns."""
+    def edge_quantize(self, plan) -> bytes:
+        """The float .tflite, quantized by AI Edge Quantizer as `plan` says (`edge.quantize`)."""
         from edgekit.formats.tflite import edge
 
-        float_tflite = self.convert()
-        return edge.quantize(float_tflite, recipe(float_tflite), self.samples, self.batch)
+        return edge.quantize(self.convert(), plan, self.samples, self.batch)
 
 
 def _check_plan(model: nn.Module, plan: Optional[Plan], quantizer) -> None:
