@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit import bias_correction
-from edgekit.bias_correction import corrected_bias, expected_shift, quantized_weight
+from edgekit.bias_correction import corrected_bias, expected_shift, mean_patch, quantized_weight, same_padding
 
 RNG = np.random.default_rng(0)
 
@@ -84,6 +84,49 @@ def test_a_corrected_convolution_keeps_the_float_mean(shape, groups, per_channel
     assert np.abs(_conv(x, q, b).mean(axis=(0, 2, 3)) - float_mean).max() > 1e-3
 
 
+def _padded_conv(x: np.ndarray, w: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs, mean patch) of an NCHW convolution (not grouped) with one pixel of zero padding."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    kh, kw = w.shape[2:]
+    rows, cols = range(0, padded.shape[2] - kh + 1, stride), range(0, padded.shape[3] - kw + 1, stride)
+    patches = np.stack([np.stack([padded[:, :, r:r + kh, c:c + kw] for c in cols], axis=-1) for r in rows], axis=-2)
+    return np.einsum("nikwhv,oikw->nohv", patches, w), patches.mean(axis=(0, 4, 5))  # (n, in, kh, kw, oh, ow)
+
+
+def test_the_mean_patch_is_exact_for_a_padded_strided_convolution():
+    """Zero padding makes the borders read less than the channel mean: the per-channel mean misses it
+    on a small feature map, the mean patch (what each kernel position reads on average) does not."""
+    w, b = _outlier_weight((5, 3, 3, 3)), RNG.normal(size=5)
+    x = RNG.normal(loc=4.0, size=(30, 3, 5, 5))
+    y, patch = _padded_conv(x, w, stride=2)
+    float_mean = (y + b[None, :, None, None]).mean(axis=(0, 2, 3))
+    q = quantized_weight(w, False)
+    rounded, _ = _padded_conv(x, q, stride=2)
+
+    assert np.allclose(mean_patch(x.mean(axis=0), (3, 3), (2, 2), padding=((1, 1), (1, 1))), patch)
+    exact = corrected_bias(w, b, patch, "conv", False)
+    assert np.allclose((rounded + exact[None, :, None, None]).mean(axis=(0, 2, 3)), float_mean, atol=1e-5)
+    approximate = corrected_bias(w, b, x.mean(axis=(0, 2, 3)), "conv", False)
+    assert np.abs((rounded + approximate[None, :, None, None]).mean(axis=(0, 2, 3)) - float_mean).max() > 1e-3
+
+
+@pytest.mark.parametrize("mode, numpy_mode", [("zeros", "constant"), ("reflect", "reflect"),
+                                               ("replicate", "edge"), ("circular", "wrap")])
+def test_the_mean_patch_of_a_dilated_convolution_is_the_mean_of_its_patches(mode, numpy_mode):
+    x = RNG.normal(loc=2.0, size=(10, 2, 9, 7))
+    padding = ((2, 1), same_padding(7, 3, 2, 2))
+    padded = np.pad(x, ((0, 0), (0, 0)) + padding, mode=numpy_mode)
+    patches = np.stack([np.stack([padded[:, :, r:r + 5:2, c:c + 5:2] for c in range(0, padded.shape[3] - 4, 2)], -1)
+                        for r in range(0, padded.shape[2] - 4, 2)], -2)  # (n, in, kh, kw, oh, ow), dilation 2
+    assert patches.shape[2:4] == (3, 3)
+    assert np.allclose(mean_patch(x.mean(axis=0), (3, 3), (2, 2), (2, 2), padding, mode), patches.mean(axis=(0, 4, 5)))
+
+
+def test_same_padding_is_tensorflows():
+    assert same_padding(5, 3, 1, 1) == (1, 1) and same_padding(6, 3, 2, 1) == (0, 1)
+    assert same_padding(7, 3, 2, 2) == (2, 2) and same_padding(4, 1, 2, 1) == (0, 0)
+
+
 def test_a_layer_without_bias_gets_one_and_the_types_are_kept():
     w = _outlier_weight((3, 4)).astype(np.float32)
     mean = np.full(4, 2.0)
@@ -102,6 +145,8 @@ def test_shapes_that_do_not_fit_are_refused():
         expected_shift(np.ones((4, 2, 3, 3)), np.ones(5), "conv", True)
     with pytest.raises(ValueError, match="one input channel"):
         expected_shift(np.ones((4, 2, 3, 3)), np.ones(4), "depthwise", True)
+    with pytest.raises(ValueError, match="not \\(4, 2, 2\\)"):
+        expected_shift(np.ones((4, 2, 3, 3)), np.ones((4, 2, 2)), "conv", True)
     with pytest.raises(ValueError, match="bias of 2"):
         corrected_bias(np.ones((3, 4)), np.ones(2), np.ones(4), "dense", True)
 
