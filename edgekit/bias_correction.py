@@ -122,7 +122,8 @@ def mean_patch(mean_map: np.ndarray, kernel: tuple[int, int], stride: tuple[int,
     for a in range(kh):
         for b in range(kw):
             top, left = a * dilation[0], b * dilation[1]
-            seen = padded[:, top:top + (rows - 1) * stride[0] + 1:stride[0], left:left + (cols - 1) * stride[1] + 1:stride[1]]
+            seen = padded[:, top:top + (rows - 1) * stride[0] + 1:stride[0],
+                          left:left + (cols - 1) * stride[1] + 1:stride[1]]
             patch[:, a, b] = seen.mean(axis=(1, 2))
     return patch
 

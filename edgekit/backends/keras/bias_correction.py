@@ -66,7 +66,8 @@ def _layer_mean(layer, kind: str, mean_input: np.ndarray) -> np.ndarray:
     kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
     padding = ((0, 0), (0, 0))
     if layer.padding == "same":
-        padding = tuple(same_padding(size, k, s, d) for size, k, s, d in zip(values.shape[1:], kernel, strides, dilation))
+        padding = tuple(same_padding(size, k, s, d)
+                        for size, k, s, d in zip(values.shape[1:], kernel, strides, dilation))
     return mean_patch(values, kernel, strides, dilation, padding)
 
 
