@@ -159,7 +159,8 @@ class _Recorder:
 
     def _hook(self, layer):
         def hook(module, args):
-            layer.add(args[0], self.real)
+            if args:  # an input passed by keyword is not measured (the layer then keeps its bias)
+                layer.add(args[0], self.real)
         return hook
 
 
