@@ -110,3 +110,11 @@ def test_layers_without_a_bias_are_left_and_a_model_without_any_is_returned_as_i
     model = keras.Model(x, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(y)))
     _, records = backend.correct_bias(model, SAMPLES)
     assert [r["layer"] for r in records] == ["head"]
+
+
+def test_a_qat_model_is_returned_as_it_is():
+    """TF-MOT wraps every layer (its rounding is its own quantizers'); nothing is cloned or corrected."""
+    from edgekit.backends.keras.compat import tfmot
+
+    quantization_aware = tfmot().quantization.keras.quantize_model(_model())
+    assert backend.correct_bias(quantization_aware, SAMPLES) == (quantization_aware, [])

@@ -103,10 +103,21 @@ def _input_means(model, x: np.ndarray) -> dict:
     return means
 
 
+def _any_layer(model) -> bool:
+    """Whether `model` (a graph model) or a graph model nested in it has a layer the rule corrects,
+    found before cloning (a TF-MOT QAT model, which has none, clones only inside its quantize scope)."""
+    for layer in model.layers:
+        if _called_once(model, layer) is None:
+            continue
+        if _kind(layer) or (_graph(layer) and len(layer.inputs) == 1 and _any_layer(layer)):
+            return True
+    return False
+
+
 def correct_bias(model, samples: np.ndarray, per_channel: bool = True):
     """(a copy of `model` with every bias the rule reaches corrected, one record per layer: its name
     and the largest shift of an output's mean the correction removes), or (`model`, []) when none."""
-    if not _graph(model) or len(model.inputs) != 1 or not len(samples):
+    if not _graph(model) or len(model.inputs) != 1 or not len(samples) or not _any_layer(model):
         return model, []
     copy = clone(model)
     means = _input_means(copy, np.asarray(samples, dtype=np.float32))
