@@ -127,11 +127,11 @@ class _Recorder:
         self.calls = {}  # fx node name -> _Layer
         for path, module in model.named_modules():
             kind = _kind(module)
-            if path and kind:
-                conv = kind != "dense"
-                self.layers[path] = _Layer(module, kind) if not conv else _Layer(
-                    module, kind, _pair(module.stride), _padding(module.padding), _pair(module.dilation),
-                    module.padding_mode)
+            if path and kind == "dense":
+                self.layers[path] = _Layer(module, kind)
+            elif path and kind:
+                self.layers[path] = _Layer(module, kind, _pair(module.stride), _padding(module.padding),
+                                           _pair(module.dilation), module.padding_mode)
         if isinstance(model, torch.fx.GraphModule):
             for name, (path, layer) in _graph_calls(model).items():
                 self.calls[name] = self.layers.setdefault(path, layer)
