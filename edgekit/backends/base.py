@@ -134,6 +134,16 @@ class Backend(ABC):
         The model's function is unchanged; `model` itself is not modified."""
 
     @abstractmethod
+    def correct_bias(self, model: Any, samples: np.ndarray, per_channel: bool = True) -> tuple[Any, list[dict]]:
+        """(a copy of `model` whose convolution and dense layers' biases are corrected for the mean
+        shift int8 rounding of their weights causes, per output channel unless `per_channel` is false,
+        with each layer's input mean measured on the float model over `samples` (calibration inputs,
+        channels-last as `predict` takes them), one record `{"layer", "largest_shift"}` per layer,
+        named as `weight_layers` names it), or (`model`, []) when no layer applies
+        (`edgekit.bias_correction`). The float function moves by at most the rounding error;
+        `model` itself is not modified."""
+
+    @abstractmethod
     def weight_layers(self, model: Any) -> list[str]:
         """Names of the layers of `model` that hold a weight matrix or kernel (rank >= 2), nested ones
         included, in model order: what `quantize.keep_float` / `overrides` patterns are matched

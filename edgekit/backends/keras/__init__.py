@@ -31,6 +31,11 @@ class KerasBackend(TrainModuleBackend):
 
         return equalize.equalize(model)
 
+    def correct_bias(self, model, samples, per_channel: bool = True):
+        from edgekit.backends.keras import bias_correction
+
+        return bias_correction.correct_bias(model, samples, per_channel)
+
     def weight_layers(self, model) -> list[str]:
         return [layer.name for layer in model._flatten_layers(include_self=False)
                 if not list(layer._flatten_layers(include_self=False))

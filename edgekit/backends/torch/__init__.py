@@ -61,6 +61,11 @@ class TorchBackend(TrainModuleBackend):
 
         return equalize.equalize(model)
 
+    def correct_bias(self, model, samples, per_channel: bool = True):
+        from edgekit.backends.torch import bias_correction
+
+        return bias_correction.correct_bias(model, samples, per_channel)
+
     def weight_layers(self, model) -> list[str]:
         return [name for name, module in model.named_modules()
                 if name and any(p.dim() >= 2 for p in module.parameters(recurse=False))]
