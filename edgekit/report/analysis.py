@@ -66,9 +66,11 @@ def control_rows(report: dict) -> list[dict]:
         return []
     rows = []
     for attempt in control["attempts"]:
-        layers = attempt["plan"]["layers"]
+        layers = [f"{k}: {v}" for k, v in attempt["plan"]["layers"].items()]
+        calibration = attempt["plan"].get("calibration", "minmax")
+        ranges = [f"{calibration} ranges"] if calibration != "minmax" else []
         rows.append({"attempt": attempt["attempt"], "chosen": attempt["attempt"] == control["chosen"],
-                     "layers": ", ".join(f"{k}: {v}" for k, v in layers.items()) or "-",
+                     "layers": ", ".join(ranges + layers) or "-",
                      "drop": _per_format({f: v["drop"] for f, v in attempt["formats"].items()}),
                      "bytes": ", ".join(f"{f} {v['bytes']:,}" for f, v in attempt["formats"].items()),
                      "p50": ", ".join(f"{f} {v['p50_ms']:.4f}" for f, v in attempt["formats"].items()

@@ -9,11 +9,16 @@ the same samples (accuracy points for classification, added MAE for regression).
 The remedies are tried in order of cost, each starting from the best candidate so far, and the
 search stops at the first plan that meets the target:
 1. the plan as the recipe wrote it;
-2. cross-layer equalization of the float weights (`Backend.equalize`, `edgekit.equalization`):
-   same function, channel ranges balanced, still all int8; kept only if it lowers the drop;
-3. int16x8 on the k layers whose quantization alone costs most (the sensitivity ranking: each
+2. better calibration: the activation ranges chosen by the percentile and the entropy rule instead
+   of the recipe's (`Plan.calibration`, `edgekit.precision.CALIBRATIONS`);
+3. cross-layer equalization of the float weights (`Backend.equalize`, `edgekit.equalization`):
+   same function, channel ranges balanced, still all int8;
+4. bias correction (`Backend.correct_bias`, `edgekit.bias_correction`): each layer's bias shifted
+   by the expected error of its int8 weights on the calibration samples;
+5. int16x8 on the k layers whose quantization alone costs most (the sensitivity ranking: each
    layer quantized with every other layer float, on the validation split), for k = 1, 2, ...;
-4. float on the k most sensitive layers, for k = 1, 2, ...
+6. float on the k most sensitive layers, for k = 1, 2, ...
+Remedies 2 to 4 are kept only when they lower the drop; 5 and 6 start from the best plan of 1 to 4.
 It never ends empty: when no plan meets the target, the one with the smallest drop ships and the
 gates decide. Every attempt (plan, drop per format, bytes, p50) is recorded in the quantize stage's
 details as `accuracy_control`, and so reaches report.json and the report pages.
@@ -30,9 +35,10 @@ from edgekit.errors import InputError
 from edgekit.formats.base import ExportOptions
 from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
-from edgekit.precision import FLOAT_LAYER
+from edgekit.precision import CALIBRATIONS, FLOAT_LAYER
 
-MAX_LAYERS = 6  # remedies 3 and 4 try at most this many of the most sensitive layers
+MAX_LAYERS = 6  # remedies 5 and 6 try at most this many of the most sensitive layers
+WHOLE_MODEL_REMEDIES = len(CALIBRATIONS) - 1 + 2  # remedies 2 to 4: other calibrations, equalization, bias correction
 LATENCY = {"warmup": 3, "runs": 30, "batch": 1}
 
 
@@ -50,7 +56,8 @@ class Candidate:
 
     def record(self) -> dict:
         plan = self.artifact.plan
-        return {"attempt": self.name, "plan": {"precision": plan.precision, "layers": dict(plan.layers)},
+        return {"attempt": self.name, "plan": {"precision": plan.precision, "calibration": plan.calibration,
+                                               "layers": dict(plan.layers)},
                 "drop": round(self.drop, 5), "formats": self.figures}
 
 
@@ -109,7 +116,7 @@ def sensitivity(search: Search, artifact: Artifact, reference: float) -> list[di
     layers = search.ctx.backend.weight_layers(artifact.model)
     rows = []
     for layer in layers:
-        alone = replace(artifact, plan=artifact.plan.with_layers({o: FLOAT_LAYER for o in layers if o != layer}))
+        alone = replace(artifact, plan=artifact.plan.quantizing_only(layer, layers))
         found = search.measure(f"only {layer} quantized", alone, reference, timed=False)
         rows.append({"layer": layer, "drop": round(found.drop, 5)})
     return sorted(rows, key=lambda r: -r["drop"])
@@ -124,7 +131,7 @@ def control(artifact: Artifact, max_drop: float, ctx) -> Artifact:
     try:
         reference = search.float_metric(artifact)
         best = search.measure("as planned", artifact, reference)
-        with ctx.progress.task(f"max_drop {max_drop:g}: plans tried on the validation split", MAX_LAYERS * 2 + 3) as done:
+        with ctx.progress.task(f"max_drop {max_drop:g}: plans tried on the validation split", MAX_LAYERS * 2 + WHOLE_MODEL_REMEDIES + 1) as done:
             def tried(candidate: Candidate) -> bool:
                 attempts.append(candidate)
                 per_format = ", ".join(f"{k} {v['drop']:.4f}" for k, v in candidate.figures.items())
@@ -147,17 +154,39 @@ def control(artifact: Artifact, max_drop: float, ctx) -> Artifact:
 
 
 def _remedies(search: Search, artifact: Artifact, reference: float, best: Candidate, tried, ranking: list) -> Candidate:
-    """Remedies 2-4 of the module docstring; returns the first candidate that meets the target, else
+    """Remedies 2-6 of the module docstring; returns the first candidate that meets the target, else
     the best one."""
-    equalized, pairs = search.ctx.backend.equalize(artifact.model)
-    if pairs:
-        candidate = search.measure("cross-layer equalization", replace(artifact, model=equalized,
-                                                                        details={**dict(artifact.details), "equalized": pairs}),
-                                   reference)
+    backend, plan = search.ctx.backend, artifact.plan
+
+    def whole_model(name: str, candidate_artifact: Artifact) -> Candidate | None:
+        """Measure one whole-model remedy; the candidate when it meets the target, else None (it
+        becomes the best when it lowers the drop)."""
+        nonlocal best
+        candidate = search.measure(name, candidate_artifact, reference)
         if tried(candidate):
             return candidate
         if candidate.drop < best.drop:
             best = candidate
+        return None
+
+    for calibration in (c for c in CALIBRATIONS if c != plan.calibration):
+        met = whole_model(f"{calibration} calibration", replace(artifact, plan=plan.with_calibration(calibration)))
+        if met:
+            return met
+    start = best.artifact
+    equalized, pairs = backend.equalize(start.model)
+    if pairs:
+        met = whole_model("cross-layer equalization", replace(start, model=equalized,
+                                                              details={**dict(start.details), "equalized": pairs}))
+        if met:
+            return met
+    start = best.artifact
+    corrected, shifted = backend.correct_bias(start.model, search.ctx.dataset.x_calib, start.plan.per_channel)
+    if shifted:
+        met = whole_model("bias correction", replace(start, model=corrected,
+                                                     details={**dict(start.details), "bias_corrected": shifted}))
+        if met:
+            return met
     base = best.artifact
     ranking.extend(sensitivity(search, base, reference))
     order = [row["layer"] for row in ranking if row["drop"] > 0][:MAX_LAYERS]
