@@ -158,9 +158,9 @@ def _remedies(search: Search, artifact: Artifact, reference: float, best: Candid
     the best one."""
     backend, plan = search.ctx.backend, artifact.plan
 
-    def whole_model(name: str, candidate_artifact: Artifact) -> Candidate | None:
-        """Measure one whole-model remedy; the candidate when it meets the target, else None (it
-        becomes the best when it lowers the drop)."""
+    def attempt(name: str, candidate_artifact: Artifact) -> Candidate | None:
+        """Measure one candidate; it when it meets the target, else None (it becomes the best when it
+        lowers the drop)."""
         nonlocal best
         candidate = search.measure(name, candidate_artifact, reference)
         if tried(candidate):
@@ -170,23 +170,22 @@ def _remedies(search: Search, artifact: Artifact, reference: float, best: Candid
         return None
 
     for calibration in (c for c in CALIBRATIONS if c != plan.calibration):
-        met = whole_model(f"{calibration} calibration", replace(artifact, plan=plan.with_calibration(calibration)))
+        met = attempt(f"{calibration} calibration", replace(artifact, plan=plan.with_calibration(calibration)))
         if met:
             return met
-    start = best.artifact
-    equalized, pairs = backend.equalize(start.model)
-    if pairs:
-        met = whole_model("cross-layer equalization", replace(start, model=equalized,
-                                                              details={**dict(start.details), "equalized": pairs}))
-        if met:
-            return met
-    start = best.artifact
-    corrected, shifted = backend.correct_bias(start.model, search.ctx.dataset.x_calib, start.plan.per_channel)
-    if shifted:
-        met = whole_model("bias correction", replace(start, model=corrected,
-                                                     details={**dict(start.details), "bias_corrected": shifted}))
-        if met:
-            return met
+    #: (attempt name, details key of its records, remedy: artifact -> (model, records)), each on the best so far
+    model_remedies = (
+        ("cross-layer equalization", "equalized", lambda start: backend.equalize(start.model)),
+        ("bias correction", "bias_corrected",
+         lambda start: backend.correct_bias(start.model, search.ctx.dataset.x_calib, start.plan.per_channel)),
+    )
+    for name, key, remedy in model_remedies:
+        start = best.artifact
+        model, records = remedy(start)
+        if records:
+            met = attempt(name, replace(start, model=model, details={**dict(start.details), key: records}))
+            if met:
+                return met
     base = best.artifact
     ranking.extend(sensitivity(search, base, reference))
     order = [row["layer"] for row in ranking if row["drop"] > 0][:MAX_LAYERS]
@@ -194,10 +193,8 @@ def _remedies(search: Search, artifact: Artifact, reference: float, best: Candid
     for precision in precisions:
         for k in range(1, len(order) + 1):
             layers = {layer: precision for layer in order[:k]}
-            candidate = search.measure(f"{precision} on the {k} most sensitive layer{'s' if k > 1 else ''}",
-                                       _with_layers(base, layers), reference)
-            if tried(candidate):
-                return candidate
-            if candidate.drop < best.drop:
-                best = candidate
+            met = attempt(f"{precision} on the {k} most sensitive layer{'s' if k > 1 else ''}",
+                          _with_layers(base, layers))
+            if met:
+                return met
     return best
