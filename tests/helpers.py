@@ -40,9 +40,10 @@ def run_edgekit(*args: str, cwd: Path = ROOT, timeout: int = 600) -> CliResult:
     """Run `edgekit ARGS` in a fresh process, as a user would, and capture everything it prints."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKIT_")}
     # A fresh stage cache per call: tests measure real training unless they share a --cache-dir.
-    env["EDGEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgekit-test-cache-")
-    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="edgekit-test-cache-") as cache:
+        env["EDGEKIT_CACHE_DIR"] = cache
+        proc = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -12,7 +12,9 @@ search stops at the first plan that meets the target:
 2. better calibration: the activation ranges chosen by the percentile and the entropy rule instead
    of the recipe's (`Plan.calibration`, `edgekit.precision.CALIBRATIONS`);
 3. cross-layer equalization of the float weights (`Backend.equalize`, `edgekit.equalization`):
-   same function, channel ranges balanced, still all int8;
+   same function, channel ranges balanced, still all int8. Equalization changes the activation
+   ranges the calibration rules clip, so it is tried under every rule: the recipe's first, then the
+   others in order of the drop they reached in step 2;
 4. bias correction (`Backend.correct_bias`, `edgekit.bias_correction`): each layer's bias shifted
    by the expected error of its int8 weights on the calibration samples;
 5. int16x8 on the k layers whose quantization alone costs most (the sensitivity ranking: each
@@ -38,7 +40,7 @@ from edgekit.layouts import to_layout
 from edgekit.precision import CALIBRATIONS, FLOAT_LAYER
 
 MAX_LAYERS = 6  # remedies 5 and 6 try at most this many of the most sensitive layers
-WHOLE_MODEL_REMEDIES = len(CALIBRATIONS) - 1 + 2  # remedies 2 to 4: other calibrations, equalization, bias correction
+WHOLE_MODEL_REMEDIES = 2 * len(CALIBRATIONS)  # remedies 2 to 4: other calibrations, equalization under each, bias correction
 LATENCY = {"warmup": 3, "runs": 30, "batch": 1}
 
 
@@ -158,34 +160,38 @@ def _remedies(search: Search, artifact: Artifact, reference: float, best: Candid
     the best one."""
     backend, plan = search.ctx.backend, artifact.plan
 
-    def attempt(name: str, candidate_artifact: Artifact) -> Candidate | None:
-        """Measure one candidate; it when it meets the target, else None (it becomes the best when it
-        lowers the drop)."""
+    def attempt(name: str, candidate_artifact: Artifact) -> tuple[Candidate, bool]:
+        """Measure one candidate: (it, whether it meets the target); it becomes the best when it lowers
+        the drop."""
         nonlocal best
         candidate = search.measure(name, candidate_artifact, reference)
-        if tried(candidate):
-            return candidate
-        if candidate.drop < best.drop:
+        met = tried(candidate)
+        if not met and candidate.drop < best.drop:
             best = candidate
-        return None
+        return candidate, met
 
+    drops = {plan.calibration: best.drop}
     for calibration in (c for c in CALIBRATIONS if c != plan.calibration):
-        met = attempt(f"{calibration} calibration", replace(artifact, plan=plan.with_calibration(calibration)))
+        candidate, met = attempt(f"{calibration} calibration", replace(artifact, plan=plan.with_calibration(calibration)))
         if met:
-            return met
-    #: (attempt name, details key of its records, remedy: artifact -> (model, records)), each on the best so far
-    model_remedies = (
-        ("cross-layer equalization", "equalized", lambda start: backend.equalize(start.model)),
-        ("bias correction", "bias_corrected",
-         lambda start: backend.correct_bias(start.model, search.ctx.dataset.x_calib, start.plan.per_channel)),
-    )
-    for name, key, remedy in model_remedies:
-        start = best.artifact
-        model, records = remedy(start)
-        if records:
-            met = attempt(name, replace(start, model=model, details={**dict(start.details), key: records}))
+            return candidate
+        drops[calibration] = candidate.drop
+    equalized, records = backend.equalize(artifact.model)
+    if records:
+        details = {**dict(artifact.details), "equalized": records}
+        for calibration in sorted(drops, key=lambda c: (c != plan.calibration, drops[c])):
+            name = "cross-layer equalization" + ("" if calibration == plan.calibration else f", {calibration} calibration")
+            candidate, met = attempt(name, replace(artifact, model=equalized, plan=plan.with_calibration(calibration),
+                                                     details=details))
             if met:
-                return met
+                return candidate
+    start = best.artifact
+    model, records = backend.correct_bias(start.model, search.ctx.dataset.x_calib, start.plan.per_channel)
+    if records:
+        candidate, met = attempt("bias correction",
+                                 replace(start, model=model, details={**dict(start.details), "bias_corrected": records}))
+        if met:
+            return candidate
     base = best.artifact
     ranking.extend(sensitivity(search, base, reference))
     order = [row["layer"] for row in ranking if row["drop"] > 0][:MAX_LAYERS]
@@ -193,8 +199,8 @@ def _remedies(search: Search, artifact: Artifact, reference: float, best: Candid
     for precision in precisions:
         for k in range(1, len(order) + 1):
             layers = {layer: precision for layer in order[:k]}
-            met = attempt(f"{precision} on the {k} most sensitive layer{'s' if k > 1 else ''}",
-                          _with_layers(base, layers))
+            candidate, met = attempt(f"{precision} on the {k} most sensitive layer{'s' if k > 1 else ''}",
+                                     _with_layers(base, layers))
             if met:
-                return met
+                return candidate
     return best

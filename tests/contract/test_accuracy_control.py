@@ -27,8 +27,16 @@ from tests.helpers import digits_dataset, rescale_outlier_channel, stage_context
 pytestmark = pytest.mark.slow
 
 DATA = digits_dataset(calibration_samples=128)
+#: the whole-model remedies in order of cost; equalization is tried under each calibration rule
+#: ("cross-layer equalization, entropy calibration"), in an order its earlier drops decide
 WHOLE_MODEL_ORDER = ["as planned", "percentile calibration", "entropy calibration", "cross-layer equalization",
                      "bias correction"]
+
+
+def _in_order(names: list[str]) -> bool:
+    """Whether `names` follow WHOLE_MODEL_ORDER, each remedy at most once per calibration rule."""
+    kinds = [WHOLE_MODEL_ORDER.index(name.split(",")[0]) for name in names]
+    return kinds == sorted(kinds) and len(set(names)) == len(names)
 
 
 
@@ -61,7 +69,7 @@ def test_max_drop_brings_both_files_back_within_a_point_of_the_teacher(outlier, 
     record = chosen.details["accuracy_control"]
     names = [attempt["attempt"] for attempt in record["attempts"]]
     assert names[0] == "as planned" and record["attempts"][0]["drop"] > 0.05
-    assert names == WHOLE_MODEL_ORDER[:len(names)], names  # in order of cost; a whole-model remedy meets it
+    assert names[:3] == WHOLE_MODEL_ORDER[:len(names[:3])] and _in_order(names), names  # a whole-model remedy meets it
     assert record["met"] and record["chosen"] == names[-1] and record["attempts"][-1]["drop"] <= 0.01
     assert artifact.details == {} and artifact.plan.calibration == "minmax"  # the input is left as it was
     teacher = float(np.mean(ctx.backend.predict(artifact.model, DATA.x_test).argmax(-1) == DATA.y_test))
