@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "edgekit needs Python 3.11, found " + sys.version.split()[0]'
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[keras,runtimes,torch,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[keras,runtimes,torch,search,dev]"
 	@touch $(STAMP)
 
 demo: install
