@@ -12,6 +12,7 @@ from edgekit.report.contents import (final_artifact, final_artifacts_with_layers
                                      quality_label)
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
+from edgekit.report.search import failed_rows, pareto_rows, search_summary
 
 # stage details worth a mention in the stage table, in this order (report.html lists them all)
 _DETAIL_KEYS = ("scheme", "student_params", "pruned_layers", "left_dense", "params_before", "params_after",
@@ -19,7 +20,8 @@ _DETAIL_KEYS = ("scheme", "student_params", "pruned_layers", "left_dense", "para
 
 
 def render_markdown(report: dict) -> str:
-    """The whole report as Markdown: verdict, gates, artifacts, stages, data, sparsity, warnings, environment."""
+    """The whole report as Markdown: verdict, gates, artifacts, search, stages, data, sparsity, warnings,
+    environment."""
     passed = report.get("passed", True)
     verdict = "PASS: every gate passed" if passed else "FAIL: a gate failed"
     data = report.get("data", {})
@@ -46,6 +48,7 @@ def render_markdown(report: dict) -> str:
                   f"Latency: batch {latency.get('batch', '?')}, {latency.get('threads', '?')} thread(s), "
                   f"{latency.get('runs', '?')} runs after {latency.get('warmup', '?')} warm-up.", "",
                   *_artifact_rows(report), ""]
+    lines += _search_section(report)
     lines += ["## Stages", "", *_stage_rows(report), "",
               "## Data", "",
               f"{data.get('description', '')}: {data.get('train')} train, {data.get('validation')} validation, "
@@ -127,6 +130,32 @@ def _stage_rows(report: dict) -> list[str]:
         what = "; ".join(part for part in (s.get("summary", ""), _details(s)) if part)
         rows.append(f"| {s['name']} | {what} | {s['wall_s']:.2f} s | {metrics} |")
     return rows
+
+
+def _search_section(report: dict) -> list[str]:
+    """How `edgekit search` found this run: the summary, the Pareto points (the chosen trial marked) and
+    each failed trial's error; none when the run was not a search."""
+    if not report.get("search"):
+        return []
+    lines = ["## Search", "", search_summary(report), ""]
+    rows = pareto_rows(report)
+    if rows:
+        lines += ["Pareto points: the completed trials no other trial beats on every objective.", "",
+                  f"| trial | params | bytes | p50 ms | {quality_label(report)} | meets every gate |",
+                  "|---|---|--:|--:|--:|---|"]
+        lines += [f"| {_trial_cell(row)} | {', '.join(f'{k}={v}' for k, v in row['params']) or '-'} | "
+                  f"{row['bytes']} | {row['p50']} | {row['quality']} | {row['feasible']} |" for row in rows]
+        lines.append("")
+    failed = failed_rows(report)
+    if failed:
+        lines += ["Failed trials:", "", *[f"- trial {row['trial']}: {row['error']}" for row in failed], ""]
+    return lines
+
+
+def _trial_cell(row: dict) -> str:
+    if not row["chosen"]:
+        return row["trial"]
+    return f"**{row['trial']}** (chosen{'' if row['pareto'] else ', not a Pareto point'})"
 
 
 def _sparsity_section(report: dict) -> list[str]:
