@@ -1,4 +1,5 @@
-"""The report's plots, drawn by matplotlib as inline SVG: quality vs size, latency, sparsity, wall time.
+"""The report's plots, drawn by matplotlib as inline SVG: search trials, quality vs size, latency, sparsity,
+wall time.
 
 Each plot is a pure function of the report dict. matplotlib is imported inside the functions that
 draw, so that importing edgekit.report (and the CLI) stays cheap; the Agg/SVG backends need no display.
@@ -15,6 +16,7 @@ from typing import NamedTuple
 from edgekit.formats.registry import runtime_names
 from edgekit.report.contents import final_artifacts_with_layers, quality_key
 from edgekit.report.formatting import format_percent, format_quality
+from edgekit.report.search import completed_points
 
 # runtime -> colour; shared by every plot so a runtime keeps its colour across the page
 _RUNTIME_COLORS = {"litert": "#1f77b4", "onnxruntime": "#ff7f0e"}
@@ -24,17 +26,23 @@ _RUNTIME_ORDER = {name: rank for rank, name in enumerate(runtime_names())}  # ti
 
 
 class Plot(NamedTuple):
-    """One drawn figure: `key` names it in the page (id="plot-<key>"), `svg` is self-contained SVG markup."""
+    """One drawn figure: `key` names it in the page (id="plot-<key>"), `svg` is self-contained SVG markup;
+    a `wide` figure (wider than 8 inches, as the two-panel search plot) spans the page's row of plots."""
 
     key: str
     caption: str
     svg: str
+    wide: bool = False
 
 
 def report_plots(report: dict) -> list[Plot]:
     """The figures that have data, in page order; a plot without data is left out, never drawn empty."""
     plots = []
     for key, draw, caption in (
+        ("search-pareto", _plot_search, "Search trials: quality (validation split) against file size (log scale) "
+         "and p50 latency. Filled circles meet every gate, hollow ones miss one; orange circles are the Pareto "
+         "points (joined by a step line where they form a front on that axis), blue and grey ones are not; the "
+         "star is the chosen trial. Failed trials are not drawn."),
         ("quality-size", _plot_quality_vs_size, "Quality against file size (log scale). The teacher is the "
          "dashed line; hollow diamonds (where present) are the stages' in-framework figures, at params x 4 bytes."),
         ("sensitivity", _plot_sensitivity, "Per-layer quantization sensitivity: the drop (points, validation "
@@ -46,7 +54,7 @@ def report_plots(report: dict) -> list[Plot]:
         drawn = draw(report)
         if drawn is not None:
             figure, alt = drawn
-            plots.append(Plot(key, caption, _svg(figure, key, alt)))
+            plots.append(Plot(key, caption, _svg(figure, key, alt), wide=bool(figure.get_figwidth() > 8)))
     return plots
 
 
@@ -68,17 +76,26 @@ def _svg(figure, key: str, alt: str) -> str:
 
 def _new_figure(width: float, height: float):
     """A figure (width x height inches) with one light-gridded axes, drawn off-screen by Agg."""
+    figure = _blank_figure(width, height)
+    return figure, _gridded(figure.add_subplot())
+
+
+def _blank_figure(width: float, height: float):
+    """A figure (width x height inches) without axes, drawn off-screen by Agg."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = figure.add_subplot()
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _gridded(axes):
+    """The axes in the plots' style: a light grid behind the data, no top or right spine."""
     axes.grid(True, color="#e1e4e8", linewidth=0.8)
     axes.set_axisbelow(True)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    return figure, axes
+    return axes
 
 
 def _color(runtime: str, seen: dict) -> str:
@@ -271,3 +288,92 @@ def _plot_sensitivity(report: dict):
     axes.legend(loc="lower right", fontsize=8)
     axes.set_title("Quantization sensitivity per layer", loc="left", fontsize=11, fontweight="bold")
     return figure, "Horizontal bar chart of the accuracy drop of each layer quantized alone, for " + ", ".join(formats)
+
+
+_SEARCH_COLORS = {"feasible": "#0969da", "pareto": "#e36209", "infeasible": "#8c959f"}
+_SEARCH_PANELS = (("bytes", "file size (log scale)", "Search: quality vs size"),
+                  ("p50_ms", "p50 latency per batch (ms)", "Search: quality vs latency"))
+
+
+def _plot_search(report: dict):
+    """Quality of each completed search trial against its size and, when timed, its p50 latency: one panel each."""
+    points = completed_points(report)
+    panels = [panel for panel in _SEARCH_PANELS if any(p.get(panel[0]) is not None for p in points)]
+    if not panels:
+        return None
+    key = quality_key(report)
+    label = "accuracy (validation)" if key == "accuracy" else "MAE, validation (lower is better)"
+    chosen = report["search"].get("chosen")
+    figure = _blank_figure(6.4 if len(panels) == 1 else 11.0, 4.4)
+    for column, (x, xlabel, title) in enumerate(panels):
+        axes = _gridded(figure.add_subplot(1, len(panels), column + 1))
+        _draw_trials(axes, [p for p in points if p.get(x) is not None], x, key, chosen)
+        if x == "bytes":
+            _size_axis(axes)
+        else:
+            axes.margins(x=0.12)
+        axes.margins(y=0.15)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(label)
+        axes.set_title(title, loc="left", fontsize=11, fontweight="bold")
+        if key == "accuracy":
+            from matplotlib.ticker import PercentFormatter
+            axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+        if column == 0:
+            _search_legend(axes)
+    figure.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    return figure, _search_alt(report, points, label, [xlabel for _, xlabel, _ in panels])
+
+
+def _draw_trials(axes, points: list[dict], x: str, key: str, chosen) -> None:
+    """The trials as circles (filled: meets every gate; orange: a Pareto point), the front's step line, the chosen
+    trial's star and label."""
+    for pareto in (False, True):
+        for feasible in (True, False):
+            group = [p for p in points if bool(p.get("pareto")) == pareto and bool(p.get("feasible")) == feasible]
+            color = _SEARCH_COLORS["pareto" if pareto else "feasible" if feasible else "infeasible"]
+            axes.scatter([p[x] for p in group], [p[key] for p in group], s=44, linewidths=1.4, zorder=3,
+                         facecolors=color if feasible else "none", edgecolors=color)
+    front = _front(points, x, key)
+    if front:
+        axes.step([p[x] for p in front], [p[key] for p in front], where="post", color=_SEARCH_COLORS["pareto"],
+                  linewidth=1.2, alpha=0.8, zorder=2)
+    star = next((p for p in points if p.get("trial") == chosen), None)
+    if star is not None:
+        axes.scatter(star[x], star[key], marker="*", s=300, color="#d4a72c", edgecolors="#24292f", linewidths=0.8,
+                     zorder=4)
+        # up and to the left for accuracy (down for MAE): no completed trial beats a Pareto point there
+        axes.annotate(f"chosen (trial {chosen})", (star[x], star[key]), textcoords="offset points",
+                      xytext=(-10, 10 if key == "accuracy" else -10), ha="right",
+                      va="bottom" if key == "accuracy" else "top", fontsize=8, fontweight="bold")
+
+
+def _front(points: list[dict], x: str, key: str) -> list[dict]:
+    """The Pareto points in order of `x` when they form a front on this axis (quality never worse as `x` grows,
+    as on the axis of an objective); empty otherwise, the orange circles alone then marking them."""
+    front = sorted((p for p in points if p.get("pareto")), key=lambda p: p[x])
+    steps = zip(front, front[1:])
+    better = all(b[key] >= a[key] if key == "accuracy" else b[key] <= a[key] for a, b in steps)
+    return front if len(front) > 1 and better else []
+
+
+def _search_legend(axes) -> None:
+    """Legend entries for the markers, added once (on the first panel) for the figure's shared legend."""
+    axes.scatter([], [], s=44, color=_SEARCH_COLORS["feasible"], label="meets every gate")
+    axes.scatter([], [], s=44, facecolors="none", edgecolors=_SEARCH_COLORS["infeasible"], linewidths=1.4,
+                 label="misses a gate")
+    axes.scatter([], [], s=44, color=_SEARCH_COLORS["pareto"], label="Pareto point")
+    axes.scatter([], [], marker="*", s=150, color="#d4a72c", edgecolors="#24292f", label="chosen trial")
+
+
+def _search_alt(report: dict, points: list[dict], label: str, against: list[str]) -> str:
+    """The plot's text alternative: what is drawn against what, and every count a reader needs."""
+    search = report["search"]
+    failed = sum(p.get("state") == "failed" for p in search.get("points") or [])
+    chosen = search.get("chosen")
+    of = f" of {search['trials']}" if search.get("trials") is not None else ""
+    return (f"Scatter plot of {label} against {' and '.join(against)} for {len(points)} completed search trials"
+            f"{of}: {sum(bool(p.get('feasible')) for p in points)} meet every gate, "
+            f"{sum(bool(p.get('pareto')) for p in points)} are Pareto points"
+            f"{f', trial {chosen} was chosen' if chosen is not None else ''}; "
+            f"{failed} failed trial(s) not drawn")
