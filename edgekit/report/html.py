@@ -24,6 +24,7 @@ from edgekit.report.contents import latency_settings, quality_key, quality_label
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
 from edgekit.report.plots import report_plots
+from edgekit.report.search import failed_rows, pareto_rows, search_summary
 
 TEMPLATE = "report.html.j2"
 
@@ -64,6 +65,7 @@ def page_values(report: dict) -> dict:
         "latency_setting": _latency_sentence(report),
         "quality_label": quality_label(report),
         "artifacts": [_artifact(report, a) for a in report.get("artifacts", [])],
+        "search": _search(report),
         "plots": report_plots(report),
         "sensitivity": sensitivity_rows(report),
         "control": control_rows(report),
@@ -116,6 +118,13 @@ def _artifact(report: dict, artifact: dict) -> dict:
         "p50": format_number(latency.get("p50"), 3),
         "p90": format_number(latency.get("p90"), 3),
     }
+
+
+def _search(report: dict) -> dict | None:
+    """How `edgekit search` found this run (summary, Pareto rows, failed trials); None when it was not a search."""
+    if not report.get("search"):
+        return None
+    return {"summary": search_summary(report), "pareto": pareto_rows(report), "failed": failed_rows(report)}
 
 
 def _stage(stage: dict) -> dict:
