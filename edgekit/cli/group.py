@@ -45,6 +45,8 @@ COMMANDS: dict[str, LazyCommand] = {
                            "histogram, sizes."),
     "report": LazyCommand("edgekit.cli.report:report_command",
                           "Re-render RUN_DIR/report.md and report.html from RUN_DIR/report.json."),
+    "search": LazyCommand("edgekit.cli.search:search_command",
+                          "Search RECIPE's `search:` space for the smallest model that meets every gate."),
     "validate": LazyCommand("edgekit.cli.validate:validate_command",
                             "Check RECIPE without training anything: keys, values, supported combinations and "
                             "files (instant); with --deep also that the data fit the teacher."),

@@ -58,3 +58,45 @@ def print_summary(console: Console, report: dict, run_dir: Path) -> None:
             console.print(f"       {escape(line)}", soft_wrap=True)
     verdict = "[green]all gates passed[/]" if report.get("passed") else "[bold red]a gate failed[/] (exit 1)"
     console.print(f"{verdict}; report: {escape(str(Path(run_dir) / 'report.md'))}")
+
+
+_POINT_KEYS = ("trial", "state", "params", "values", "bytes", "p50_ms", "accuracy", "mae", "feasible", "pareto",
+               "wall_s", "error")
+
+
+def search_summary_dict(report: dict, run_dir: Path) -> dict:
+    """`edgekit search --json`: the chosen run's summary and the search's outcome."""
+    search = report.get("search") or {}
+    return {**summary_dict(report, run_dir),
+            "search": {**{k: v for k, v in search.items() if k != "points"},
+                       "points": [{k: p.get(k) for k in _POINT_KEYS} for p in search.get("points", [])]}}
+
+
+def print_search_summary(console: Console, report: dict, run_dir: Path) -> None:
+    """The front, then the chosen run's summary."""
+    search = report["search"]
+    keys = [o["key"] for o in search["objectives"]]
+    table = Table(title=f"edgekit search · {report.get('name')}: the Pareto front (validation split)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    params = sorted({k for p in search["points"] for k in p["params"]})
+    for column in ("trial", *[p.rsplit(".", 1)[-1] for p in params], *keys):
+        table.add_column(column, justify="right", no_wrap=True)
+    for point in search["points"]:
+        if point["trial"] in search["front"] or point["trial"] == search["chosen"]:
+            mark = " ← chosen" if point["trial"] == search["chosen"] else ""
+            table.add_row(f"{point['trial']}{mark}", *[_cell(point["params"].get(p)) for p in params],
+                          *[_cell((point["values"] or {}).get(k)) for k in keys])
+    console.print(table)
+    cache = search["cache"]
+    console.print(f"{search['completed']} trials completed, {search['failed']} failed, on {search['workers']} "
+                  f"worker(s) in {search['wall_s']:.0f} s; {cache['trained_steps']} steps trained, "
+                  f"{cache['cached_steps']} taken from the stage cache.", soft_wrap=True)
+    if not search["feasible"]:
+        console.print("[bold red]no trial met every gate[/] on the validation split: the closest is written (exit 1).")
+    print_summary(console, report, run_dir)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))

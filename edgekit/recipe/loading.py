@@ -7,6 +7,7 @@ suggests the key that was probably meant.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from pathlib import Path
@@ -115,6 +116,12 @@ def _describe_error(err: dict, lines: dict[tuple, int]) -> str:
         return f"{f'line {line}: ' if line else ''}{message}"
     if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)) and "input" in err:
         message = f"{message}, got {err['input']!r}"
+    named = re.match(r"^([A-Za-z0-9_.]+): ", message)
+    if named and named.group(1) == _dotted(loc):
+        return f"{at}{message}"
+    if named and named.group(1).startswith(_dotted(loc) + "."):  # names a key below loc, e.g. search.space.<path>
+        line = lines.get(loc + (named.group(1)[len(_dotted(loc)) + 1:],)) or line
+        return f"{f'line {line}: ' if line else ''}{message}"
     return f"{at}{_dotted(loc)}: {message}"
 
 
@@ -188,6 +195,7 @@ def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     recipe = parse_recipe(data, str(path), lines)
     recipe._source = path.resolve()
     recipe._lines = lines
+    recipe._data = copy.deepcopy(data)
     return recipe
 
 

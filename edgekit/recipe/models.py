@@ -22,6 +22,7 @@ from pydantic import Field, PrivateAttr, create_model, field_validator, model_va
 
 from edgekit.config import Arch, CodeReference, Fraction, Framework, Size, Strict
 from edgekit.formats import registry as format_registry
+from edgekit.recipe.search import SearchConfig, check_search
 from edgekit.stages import registry
 from edgekit.stages.base import StageConfig
 from edgekit.stages.quantize import QuantizeConfig
@@ -241,9 +242,11 @@ class Recipe(Strict):
     export: ExportConfig = ExportConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     gates: GatesConfig = GatesConfig()
+    search: Optional[SearchConfig] = None  # edgekit search; compress ignores it
 
     _source: Optional[Path] = PrivateAttr(default=None)
     _lines: dict = PrivateAttr(default_factory=dict)
+    _data: dict = PrivateAttr(default_factory=dict)  # the mapping as read, after --set: trials change it
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Recipe":
@@ -271,6 +274,9 @@ class Recipe(Strict):
             raise ValueError("stages: more than one quantize stage; keep one")
         if quantizers and self.stages[-1].kind != "quantize":
             raise ValueError("stages: quantize must be the last stage (later stages would train a quantized model)")
+        if self.search is not None:
+            check_search(self.search, self.export.formats, self.evaluate.runtimes, self.task,
+                         self.data.validation_split, lambda fmt: format_registry.get_format(fmt).runtimes)
         return self
 
     @property

@@ -8,7 +8,10 @@ later stage's config re-runs only from that stage.
 
 Location: `--cache-dir DIR`, else $EDGEKIT_CACHE_DIR, else $XDG_CACHE_HOME/edgekit, else
 ~/.cache/edgekit. `--no-cache` turns it off. Entries are written to a temporary directory and
-renamed into place, so an interrupted run never leaves a half-written entry. Entries hold no
+renamed into place, so an interrupted run never leaves a half-written entry. Concurrent runs (the
+trials of `edgekit search`, on one machine) share one directory safely: a run claims a step's key
+(`StageCache.claim`, a `filelock` lock file beside the entries) while it trains it, so the others
+wait for it and reuse its entry, and two writers of one entry keep the first. Entries hold no
 pickles: models are saved by their backend in formats that load without running code from the
 file (HDF5, torch.export programs, TorchScript, state_dicts read with weights_only), metadata is
 JSON and arrays are .npy read without allow_pickle. An entry that cannot be read that way is
@@ -17,13 +20,14 @@ discarded with a warning and its step runs again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from edgekit import __version__
 
@@ -72,6 +76,19 @@ class StageCache:
         path = self.entry(key)
         return json.loads((path / "meta.json").read_text()) if path else None
 
+    @contextlib.contextmanager
+    def claim(self, key: Optional[str]) -> Iterator[None]:
+        """Hold `key` while its step is looked up, run and stored: a concurrent run that claims the
+        same key waits, then finds the entry (the lock is released if the process dies)."""
+        if not key or not self.enabled:
+            yield
+            return
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / f".{key}.lock")):
+            yield
+
     def discard(self, key: str) -> None:
         """Remove the entry for `key` (one that could not be read), so a new one can take its place."""
         path = self.root / key
@@ -89,7 +106,12 @@ class StageCache:
                 if writer is not None:
                     writer(staging)
                 (staging / "meta.json").write_text(json.dumps(meta, default=str, indent=1))
-                staging.rename(self.root / key)
+                try:
+                    staging.rename(self.root / key)
+                except OSError:
+                    if not self.entry(key):
+                        raise
+                    shutil.rmtree(staging, ignore_errors=True)  # a concurrent writer stored it first
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise

@@ -40,6 +40,7 @@ class RunContext:
     warnings: list[str] = field(default_factory=list)
     cache: StageCache = DISABLED
     keys: dict = field(default_factory=dict)  # cache keys: "teacher", "stages" (one per stage), "exports"
+    measure_validation: bool = False  # also measure each file on the validation split (search trials)
 
     @cached_property
     def backend(self) -> Backend:

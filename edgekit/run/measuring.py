@@ -1,5 +1,8 @@
 """Measure the teacher in its framework and every exported file on its runtimes, on one test set.
 
+The teacher's quality on the validation split is recorded too (`validation`), and, for the trials
+of `edgekit search` (`RunContext.measure_validation`), each file's: trials are compared on it.
+
 The teacher's outputs are the reference for agreement. A file is measured on every runtime of its
 format (`edgekit.formats.registry`) that `evaluate.runtimes` names, one report entry each; a file
 none of whose runtimes is named still gets its size and parameter count, but no accuracy or latency.
@@ -23,12 +26,19 @@ def measure_teacher(teacher, ctx) -> tuple[dict, "object"]:
         outputs = backend.predict(teacher.model, data.x_test)
         metrics = METRICS[ctx.recipe.task](outputs, data.y_test, outputs)
         record["metrics"].update({k: v for k, v in metrics.items() if v is not None})
+        validation = None
+        if len(data.x_val):
+            validation = _quality(METRICS[ctx.recipe.task](backend.predict(teacher.model, data.x_val), data.y_val))
     entry = {
         "name": "teacher", "role": "teacher", "format": backend.framework, "runtime": backend.framework,
         "precision": "float32", "params": backend.describe(teacher.model)["params"],
-        "bytes": None, "gzip_bytes": None, "latency_ms": None, **metrics,
+        "bytes": None, "gzip_bytes": None, "latency_ms": None, **metrics, "validation": validation,
     }
     return entry, outputs
+
+
+def _quality(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("accuracy", "mae") if metrics.get(k) is not None}
 
 
 def measure_exports(exports, reference, ctx) -> list[dict]:
@@ -65,6 +75,10 @@ def _measure(export, runtime: str, reference, ctx) -> dict:
             )
         figures.pop("_predictions", None)
         record["metrics"].update({k: figures.get(k) for k in ("accuracy", "mae", "agreement") if figures.get(k) is not None})
+        if ctx.measure_validation and len(data.x_val):  # a search trial: compared on the validation split
+            found = measure_file(export.path, runtime, to_layout(data.x_val, export.layout), data.y_val,
+                                 recipe.task, threads=latency.threads)
+            figures["validation"] = _quality(found)
     return figures
 
 

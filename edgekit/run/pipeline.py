@@ -61,21 +61,32 @@ def recipe_hash(recipe: Recipe) -> str:
 def obtain_teacher(ctx: RunContext) -> Artifact:
     """Load the teacher from teacher.path, or build it from the zoo and train it (or reuse it from
     the stage cache). The stages' preflight checks run on it before any stage trains."""
+    if ctx.recipe.teacher.path:
+        return _load_teacher(ctx)
+    key = ctx.keys.get("teacher")
+    with ctx.cache.claim(key):
+        cached = ctx.reuse(key)
+        if cached is not None:
+            ctx.backend.preflight(cached.model, ctx)
+            return cached
+        return _train_teacher(ctx, key)
+
+
+def _load_teacher(ctx: RunContext) -> Artifact:
     recipe, data, backend = ctx.recipe, ctx.dataset, ctx.backend
     teacher = recipe.teacher
-    key = ctx.keys.get("teacher")
-    cached = ctx.reuse(key)
-    if cached is not None:
-        backend.preflight(cached.model, ctx)
-        return cached
-    if teacher.path:
-        path = recipe.resolve_path(teacher.path)
-        with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
-            model = backend.load(path, teacher.factory, teacher.trust_code, teacher.custom_objects)
-            backend.check_compatible(model, data, recipe.task, where=str(path))
-            backend.preflight(model, ctx)
-            record["metrics"]["params"] = backend.describe(model)["params"]
-        return Artifact(ctx.framework, model, source=str(teacher.path))
+    path = recipe.resolve_path(teacher.path)
+    with ctx.stage("teacher", f"loaded {path.name}", {"path": str(teacher.path)}) as record:
+        model = backend.load(path, teacher.factory, teacher.trust_code, teacher.custom_objects)
+        backend.check_compatible(model, data, recipe.task, where=str(path))
+        backend.preflight(model, ctx)
+        record["metrics"]["params"] = backend.describe(model)["params"]
+    return Artifact(ctx.framework, model, source=str(teacher.path))
+
+
+def _train_teacher(ctx: RunContext, key: str | None) -> Artifact:
+    recipe, data, backend = ctx.recipe, ctx.dataset, ctx.backend
+    teacher = recipe.teacher
     train = teacher.train or TrainConfig()
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
     with ctx.stage("teacher", teacher_summary(recipe), config) as record:
@@ -89,6 +100,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
                                   recipe.seed, progress=ctx.progress.task, description="fine-tune teacher",
                                   freeze="norm")
         record["metrics"]["params"] = backend.describe(model)["params"]
+        record["trained"] = True
     artifact = Artifact(ctx.framework, model, source=f"zoo:{teacher.build.arch}")
     ctx.keep(key, artifact, record)
     return artifact
@@ -116,24 +128,27 @@ def _epochs(n: int) -> str:
 
 def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
     """Run each stage on the previous one's artifact (or reuse it from the stage cache); record its
-    details and in-framework figures."""
+    details and in-framework figures. A step's cache key is claimed while it runs, so concurrent runs
+    (search trials) that share it train it once: the others wait, then reuse it."""
     keys = ctx.keys.get("stages") or [None] * len(ctx.recipe.stages)
     for stage, key in zip(ctx.recipe.stages, keys):
-        cached = ctx.reuse(key)
-        if cached is not None:
-            artifact = cached
-            continue
-        config = stage.config
-        with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record:
-            result = run_stage(artifact, config, ctx)
-            if result.model is not artifact.model or result.details is not artifact.details:
-                record["details"] = dict(result.details)
-            if result.model is not artifact.model:
-                record["metrics"].update(in_framework_figures(result, ctx))
-        if result.model is not artifact.model:
-            ctx.keep(key, result, record)
-        artifact = result
+        with ctx.cache.claim(key):
+            artifact = ctx.reuse(key) or _run_stage(stage, key, artifact, ctx)
     return artifact
+
+
+def _run_stage(stage, key: str | None, artifact: Artifact, ctx: RunContext) -> Artifact:
+    config = stage.config
+    with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record:
+        result = run_stage(artifact, config, ctx)
+        if result.model is not artifact.model or result.details is not artifact.details:
+            record["details"] = dict(result.details)
+        if result.model is not artifact.model:
+            record["metrics"].update(in_framework_figures(result, ctx))
+            record["trained"] = True
+    if result.model is not artifact.model:
+        ctx.keep(key, result, record)
+    return result
 
 
 def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
@@ -148,10 +163,11 @@ def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
 
 
 def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT,
-        cache: StageCache = DISABLED) -> RunResult:
+        cache: StageCache = DISABLED, measure_validation: bool = False) -> RunResult:
     """Run `recipe` end to end and return the report, the run directory and the exit code (0 or 1).
 
-    With an enabled `cache`, trained steps and exported files of earlier runs are reused."""
+    With an enabled `cache`, trained steps and exported files of earlier runs are reused. With
+    `measure_validation`, each file is also measured on the validation split (search trials)."""
     framework = check_support(recipe)
     check_files(recipe)
     np.random.seed(recipe.seed)
@@ -160,7 +176,8 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
     keys = cache_keys(recipe, dataset, framework) if cache.enabled else {}
     with staged_directory(target) as workdir:
-        ctx = RunContext(recipe, dataset, framework, progress, workdir, cache=cache, keys=keys)
+        ctx = RunContext(recipe, dataset, framework, progress, workdir, cache=cache, keys=keys,
+                         measure_validation=measure_validation)
         restored = restore_exports(cache, keys["exports"], workdir) if keys else None
         if restored is not None:
             exports, teacher_entry, teacher_outputs, records = restored

@@ -53,7 +53,7 @@ def stage_keys(recipe, first: str) -> list[str]:
 
 def exports_key(recipe, teacher: str, final: str) -> str:
     return make_key("exports", teacher, final, recipe.export.model_dump(mode="json"),
-                    describe_environment()["packages"])
+                    describe_environment()["packages"], "teacher-validation")
 
 
 # ---- model entries ---------------------------------------------------------------------------
