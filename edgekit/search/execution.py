@@ -82,9 +82,15 @@ def ray_pool(workers: Optional[int], address: Optional[str], debug: bool = False
             ray.init(num_cpus=workers or 1, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = f"--ray-address {address}" if address else "a local Ray instance"
-        raise InputError(f"{target}: Ray could not start or connect ({' '.join(str(exc).split())[:400]}). "
-                         + ("Check that `ray start --head` runs there and the address is its GCS address "
-                            "(host:port)." if address else "Re-run with --debug for Ray's log.")) from None
+        text = " ".join(str(exc).split())
+        if "auth" in text.lower():
+            hint = ("The cluster uses Ray's token authentication: set RAY_AUTH_MODE=token, with its token in "
+                    "~/.ray/auth_token or RAY_AUTH_TOKEN, as for any Ray client.")
+        elif address:
+            hint = "Check that `ray start --head` runs there and that the address is its GCS address (host:port)."
+        else:
+            hint = "Re-run with --debug for Ray's log."
+        raise InputError(f"{target}: Ray could not start or connect ({text[:400]}). {hint}") from None
     try:
         slots = workers or (int(ray.cluster_resources().get("CPU", 1)) if address else 1)
         yield TrialPool(max(1, slots))

@@ -1,0 +1,227 @@
+"""`edgekit search` end to end: recipes/digits_search.yaml searched with the real CLI, on Ray.
+
+The example recipe searches the student's width, the share of channels pruned and the precision
+for a digits model within 10 KB at 96% accuracy (its gates). One 16-trial search on two local
+workers is shared by the tests that read it; another runs with one worker and a third on a two-node
+Ray cluster started here on loopback, each with a stage cache of its own, and all three must find
+the same Pareto front. Every search runs with a fresh stage cache unless a test shares one on
+purpose (resumption, the shared student).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, read_report, run_edgekit
+
+pytestmark = pytest.mark.slow
+
+RECIPE = ROOT / "recipes" / "digits_search.yaml"
+GATES = {"max_size": 10_000, "min_accuracy": 0.96}  # recipes/digits_search.yaml's gates
+
+
+def front_params(report: dict) -> set:
+    """The Pareto front as the set of its trials' values (duplicates of a configuration count once)."""
+    search = report["search"]
+    return {tuple(sorted(p["params"].items())) for p in search["points"] if p["trial"] in search["front"]}
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    result = run_edgekit("search", str(RECIPE), "--workers", "2", "--output", str(out), "--json", timeout=900)
+    return out, result
+
+
+def test_search_finds_a_front_and_ships_a_model_no_example_recipe_meets(two_workers):
+    out, result = two_workers
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = read_report(out)
+    search = report["search"]
+
+    assert search["completed"] + search["failed"] == 16 and search["completed"] >= 14
+    distinct = {tuple(p["values"].values()) for p in search["points"] if p["trial"] in search["front"]}
+    assert len(distinct) >= 3, search["front"]
+    chosen = next(p for p in search["points"] if p["trial"] == search["chosen"])
+    assert search["feasible"] and chosen["feasible"] and chosen["pareto"]
+    # the smallest feasible point of the front is shipped
+    assert chosen["bytes"] == min(p["bytes"] for p in search["points"] if p["trial"] in search["front"])
+    # the shipped files meet the gates on the test split too, measured on their runtimes
+    finals = [a for a in report["artifacts"] if a["role"] == "final"]
+    assert {a["format"] for a in finals} == {"tflite", "onnx"} and report["passed"] and report["gates"]
+    for artifact in finals:
+        assert artifact["bytes"] <= GATES["max_size"] and artifact["accuracy"] >= GATES["min_accuracy"]
+        assert (out / artifact["name"]).stat().st_size == artifact["bytes"]
+    # ... which no example recipe does (their recorded figures, test split)
+    expected = json.loads((ROOT / "tests" / "e2e" / "expected_metrics.json").read_text())
+    for recipe, figures in expected.items():
+        models = [a for name, a in figures["artifacts"].items() if name.startswith("model.")]
+        meets = all((a.get("bytes") or float("inf")) <= GATES["max_size"] and a["accuracy"] >= GATES["min_accuracy"]
+                    for a in models)
+        assert not meets, f"{recipe} already meets the search's gates"
+
+
+def test_search_writes_its_files_and_the_front_in_the_report(two_workers):
+    out, result = two_workers
+    summary = json.loads(result.stdout)
+    report = read_report(out)
+
+    assert summary["search"]["chosen"] == report["search"]["chosen"] and len(summary["search"]["points"]) == 16
+    rows = (out / "search" / "trials.csv").read_text().splitlines()
+    assert len(rows) == 17 and rows[0].startswith("trial,state,stages.0.distill.student.width")
+    pareto = json.loads((out / "search" / "pareto.json").read_text())
+    assert pareto["chosen"] == report["search"]["chosen"] and pareto["split"] == "validation"
+    assert (out / "search" / "journal.log").stat().st_size > 0
+    assert all((out / "search" / "trials" / str(p["trial"]) / "report.json").exists()
+               for p in report["search"]["points"])
+    html = (out / "report.html").read_text()
+    assert 'id="plot-search-pareto"' in html and "chosen (trial" in html
+    assert "## Search" in (out / "report.md").read_text()
+    resolved = (out / "recipe.resolved.yaml").read_text()
+    chosen = next(p for p in report["search"]["points"] if p["trial"] == report["search"]["chosen"])
+    assert f"width: {chosen['params']['stages.0.distill.student.width']}" in resolved
+    assert not (out.parent / ".run.search").exists(), "the state directory is removed once the search is written"
+
+
+def test_one_worker_finds_the_same_front(two_workers, tmp_path):
+    out = tmp_path / "run"
+
+    result = run_edgekit("search", str(RECIPE), "--workers", "1", "--output", str(out), "-q", timeout=900)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = read_report(out)
+    assert report["search"]["workers"] == 1
+    assert front_params(report) == front_params(read_report(two_workers[0]))
+    assert report["search"]["chosen"] == read_report(two_workers[0])["search"]["chosen"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A two-node Ray cluster on this machine (a head and a second node, one CPU each), stopped after."""
+    ray = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    port = _free_port()
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    try:
+        subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false",
+                        "--temp-dir", str(tmp_path / "ray"), *common], env=env, check=True, capture_output=True,
+                       timeout=120)
+        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_a_two_node_ray_cluster_finds_the_same_front(two_workers, ray_cluster, tmp_path):
+    address, env = ray_cluster
+    out = tmp_path / "run"
+
+    os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
+    try:
+        result = run_edgekit("search", str(RECIPE), "--ray-address", address, "--output", str(out), "-q",
+                             timeout=900)
+    finally:
+        del os.environ["RAY_AUTH_MODE"]
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = read_report(out)
+    assert report["search"]["ray_address"] == address and report["search"]["workers"] == 2  # the cluster's CPUs
+    assert front_params(report) == front_params(read_report(two_workers[0]))
+
+
+def _finished_trials(journal: Path) -> dict:
+    """{trial number: completion time} of the trials the journal holds as finished."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(journal))))
+    return {t.number: t.datetime_complete for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE or "error" in t.user_attrs}
+
+
+def test_resume_after_an_interrupt_completes_the_budget_without_redoing_trials(tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = [sys.executable, "-m", "edgekit.cli", "search", str(RECIPE), "--workers", "1", "--trials", "8",
+            "--set", "search.population=4", "--output", str(out), "--cache-dir", str(cache)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKIT_")}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, lines = time.monotonic() + 600, []
+    while time.monotonic() < deadline:  # wait for the third finished trial, then Ctrl-C
+        line = process.stderr.readline()
+        lines.append(line)
+        if line.startswith("trial ") and "(3/8)" in line:
+            break
+        assert line or process.poll() is None, "".join(lines)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(lines)
+    state = tmp_path / ".run.search"
+    assert not out.exists() and (state / "journal.log").exists()
+    before = _finished_trials(state / "journal.log")
+    assert 3 <= len(before) < 8
+
+    start = time.monotonic()
+    result = run_edgekit("search", str(RECIPE), "--workers", "1", "--trials", "8", "--set", "search.population=4",
+                         "--output", str(out), "--cache-dir", str(cache), "--resume", "--json", timeout=900)
+    resumed_wall = time.monotonic() - start
+
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    report = read_report(out)
+    after = _finished_trials(out / "search" / "journal.log")
+    assert len(after) == 8 and report["search"]["completed"] + report["search"]["failed"] == 8
+    assert report["search"]["resumed_trials"] == len(before)
+    assert {n: after[n] for n in before} == before, "a trial finished before the interrupt ran again"
+    assert report["search"]["wall_s"] < resumed_wall  # the resumed part's own time, reported as such
+    assert not state.exists()
+
+
+def test_resume_is_refused_when_the_recipe_changed(tmp_path):
+    out = tmp_path / "run"
+    state = tmp_path / ".run.search"
+    first = run_edgekit("search", str(RECIPE), "--trials", "1", "--output", str(out), "--set", "search.population=2",
+                        "-q")
+    assert first.returncode in (0, 1), first.stderr[-2000:]
+    (state).mkdir()
+    (state / "journal.log").write_bytes((out / "search" / "journal.log").read_bytes())
+
+    changed = run_edgekit("search", str(RECIPE), "--trials", "2", "--output", str(out), "--resume",
+                          "--set", "search.population=2", "--set", "gates.min_accuracy=0.5")
+    again = run_edgekit("search", str(RECIPE), "--trials", "2", "--output", str(out), "--set", "search.population=2")
+
+    assert changed.returncode == 2 and "another version of the recipe" in changed.stderr
+    assert again.returncode == 2 and "--resume" in again.stderr and "interrupted search" in again.stderr
+
+
+def test_trials_that_share_a_student_train_it_once(tmp_path):
+    recipe = tmp_path / "shared.yaml"
+    text = RECIPE.read_text().replace("    stages.0.distill.student.width: [0.25, 0.35, 0.5]\n", "")
+    recipe.write_text(text.replace("path: sample_models/", f"path: {ROOT}/sample_models/"))
+    out = tmp_path / "run"
+
+    result = run_edgekit("search", str(recipe), "--workers", "2", "--trials", "6", "--set", "search.population=6",
+                         "--output", str(out), "-q", timeout=900)
+
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    search = read_report(out)["search"]
+    assert search["completed"] == 6
+    trained = [p["trial"] for p in search["points"] if "distill" in p["trained"]]
+    from_cache = [p["trial"] for p in search["points"] if "distill" in p["cached"]]
+    assert len(trained) == 1 and len(from_cache) == 5, search["points"]
+    assert search["cache"]["cached_steps"] >= 5
