@@ -11,6 +11,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
     families     the coverage matrix: model families × frameworks × stages            (families.py)
     accuracy_control  quantize.max_drop 0.01 on an outlier-channel digits CNN, both frameworks, 3 seeds, ~2 minutes
                       (accuracy_control.py)
+    search       edgekit search recipes/digits_search.yaml on 1 worker against 2, ~3 minutes  (search_workers.py)
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~65 minutes on 2 cores (families ~55)
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
@@ -42,7 +43,7 @@ from common import ROOT, cpuinfo  # noqa: E402
 #: section name -> module (in the order they run: the subprocess-timed sections first)
 SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
             "limits": "limits", "scale": "scale", "families": "families",
-            "accuracy_control": "accuracy_control"}
+            "accuracy_control": "accuracy_control", "search": "search_workers"}
 
 
 def machine() -> dict:

@@ -50,8 +50,19 @@ def search_command(recipe_path: str, output: str | None, overrides: tuple[str, .
                               "as in recipes/digits_search.yaml, or run it with edgekit compress.")
         options = SearchOptions(recipe_path, overrides, output, trials, workers if workers or ray_address else 1,
                                 ray_address, resume, debug)
-        result = run_search(recipe, options, Progress(quiet=quiet or as_json),
-                            cache=StageCache(cache_dir, enabled=not no_cache))
+        try:
+            result = run_search(recipe, options, Progress(quiet=quiet or as_json),
+                                cache=StageCache(cache_dir, enabled=not no_cache))
+        except KeyboardInterrupt:
+            from edgekit.cli.console import stderr
+            from edgekit.run.pipeline import output_dir
+            from edgekit.search.driver import state_directory
+
+            state = state_directory(output_dir(recipe, output).absolute())
+            if (state / "journal.log").exists():
+                stderr.print(f"The finished trials are kept in {state}: add --resume to continue the search.",
+                             soft_wrap=True, markup=False)
+            raise
     from edgekit.cli.summary import print_search_summary, search_summary_dict
 
     if as_json:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from tests.helpers import ROOT, read_report, run_edgekit
 pytestmark = pytest.mark.slow
 
 RECIPE = ROOT / "recipes" / "digits_search.yaml"
-GATES = {"max_size": 10_000, "min_accuracy": 0.96}  # recipes/digits_search.yaml's gates
+GATES = {"max_size": 20_000, "min_accuracy": 0.96}  # recipes/digits_search.yaml's gates
 
 
 def front_params(report: dict) -> set:
@@ -111,21 +113,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def ray_cluster(tmp_path):
-    """A two-node Ray cluster on this machine (a head and a second node, one CPU each), stopped after."""
+def ray_cluster():
+    """A two-node Ray cluster on this machine (a head and a second node, one CPU each), stopped after.
+    Its temp dir is short: Ray's socket paths must fit the 107 bytes of a Unix socket name."""
     ray = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     port = _free_port()
     common = ["--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     try:
         subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false",
-                        "--temp-dir", str(tmp_path / "ray"), *common], env=env, check=True, capture_output=True,
-                       timeout=120)
+                        "--temp-dir", temp, *common], env=env, check=True, capture_output=True, timeout=120)
         subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
                        capture_output=True, timeout=120)
         yield f"127.0.0.1:{port}", env
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"ray start failed: {exc.stderr[-2000:]}")
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_two_node_ray_cluster_finds_the_same_front(two_workers, ray_cluster, tmp_path):
