@@ -81,11 +81,17 @@ def print_search_summary(console: Console, report: dict, run_dir: Path) -> None:
     params = sorted({k for p in search["points"] for k in p["params"]})
     for column in ("trial", *[p.rsplit(".", 1)[-1] for p in params], *keys):
         table.add_column(column, justify="right", no_wrap=True)
+    shown: dict = {}  # one row per configuration; trials that repeat it are named in its row
     for point in search["points"]:
         if point["trial"] in search["front"] or point["trial"] == search["chosen"]:
-            mark = " ← chosen" if point["trial"] == search["chosen"] else ""
-            table.add_row(f"{point['trial']}{mark}", *[_cell(point["params"].get(p)) for p in params],
-                          *[_cell((point["values"] or {}).get(k)) for k in keys])
+            shown.setdefault(tuple(sorted(point["params"].items())), []).append(point)
+    for same in shown.values():
+        point = next((p for p in same if p["trial"] == search["chosen"]), same[0])
+        label = str(point["trial"]) + (" ← chosen" if point["trial"] == search["chosen"] else "")
+        others = [str(p["trial"]) for p in same if p is not point]
+        label += f" (= {', '.join(others)})" if others else ""
+        table.add_row(label, *[_cell(point["params"].get(p)) for p in params],
+                      *[_cell((point["values"] or {}).get(k)) for k in keys])
     console.print(table)
     cache = search["cache"]
     console.print(f"{search['completed']} trials completed, {search['failed']} failed, on {search['workers']} "
@@ -97,6 +103,7 @@ def print_search_summary(console: Console, report: dict, run_dir: Path) -> None:
 
 
 def _cell(value) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
+            and abs(value) >= 1000:
         return f"{value:,.0f}"
     return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))

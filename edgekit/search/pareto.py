@@ -47,7 +47,7 @@ def _point(trial, objectives: list[Objective], on_front: bool) -> dict:
     complete = trial.values is not None
     values = {o.key: (int(v) if o.name == "size" else v) for o, v in zip(objectives, trial.values)} if complete else None
     feasible = complete and all(v <= 0 for v in constraints.values())
-    return {"trial": trial.number, "state": "complete" if complete else "failed", "params": dict(trial.params),
+    return {"trial": trial.number, "state": "complete" if complete else "failed", "params": attrs.get("params") or dict(trial.params),
             "values": values, **(attrs.get("figures") or {"bytes": None, "p50_ms": None, "accuracy": None, "mae": None}),
             "constraints": constraints, "feasible": feasible,
             "violation": round(sum(max(0.0, v) for v in constraints.values()), 6) if complete else None,

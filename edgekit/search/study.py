@@ -111,7 +111,7 @@ def tell(study, trial, result: TrialResult) -> None:
     from optuna.trial import TrialState
 
     record = result.as_dict()
-    for key in ("figures", "trained", "cached", "test_exit_code", "wall_s", "exit_code", "constraints"):
+    for key in ("params", "figures", "trained", "cached", "test_exit_code", "wall_s", "exit_code", "constraints"):
         trial.set_user_attr(key, json.loads(json.dumps(record[key])))
     if result.state != "complete":
         trial.set_user_attr("error", result.error or "failed")
