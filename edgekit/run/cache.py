@@ -10,7 +10,7 @@ Location: `--cache-dir DIR`, else $EDGEKIT_CACHE_DIR, else $XDG_CACHE_HOME/edgek
 ~/.cache/edgekit. `--no-cache` turns it off. Entries are written to a temporary directory and
 renamed into place, so an interrupted run never leaves a half-written entry. Concurrent runs (the
 trials of `edgekit search`, on one machine) share one directory safely: a run claims a step's key
-(`StageCache.claim`, a `filelock` lock file beside the entries) while it trains it, so the others
+(`StageCache.claim`, a `filelock` lock file in `locks/`) while it trains it, so the others
 wait for it and reuse its entry, and two writers of one entry keep the first. Entries hold no
 pickles: models are saved by their backend in formats that load without running code from the
 file (HDF5, torch.export programs, TorchScript, state_dicts read with weights_only), metadata is
@@ -85,8 +85,9 @@ class StageCache:
             return
         from filelock import FileLock
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f".{key}.lock")):
+        locks = self.root / "locks"  # lock files stay (removing one would race its waiters); no entry is named so
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{key}.lock")):
             yield
 
     def discard(self, key: str) -> None:

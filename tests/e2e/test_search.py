@@ -65,7 +65,7 @@ def test_search_finds_a_front_and_ships_a_model_no_example_recipe_meets(two_work
         assert (out / artifact["name"]).stat().st_size == artifact["bytes"]
     # ... which no example recipe does (their recorded figures, test split)
     expected = json.loads((ROOT / "tests" / "e2e" / "expected_metrics.json").read_text())
-    for recipe, figures in expected.items():
+    for recipe, figures in ((r, f) for r, f in expected.items() if r.endswith(".yaml")):
         models = [a for name, a in figures["artifacts"].items() if name.startswith("model.")]
         meets = all((a.get("bytes") or float("inf")) <= GATES["max_size"] and a["accuracy"] >= GATES["min_accuracy"]
                     for a in models)
