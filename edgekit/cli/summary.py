@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgekit.report.flags import flag_lines, flagged
+from edgekit.report.formatting import format_number
 from edgekit.sizes import format_size
 
 _ARTIFACT_KEYS = ("name", "role", "format", "runtime", "precision", "bytes", "gzip_bytes", "params",
@@ -90,8 +91,8 @@ def print_search_summary(console: Console, report: dict, run_dir: Path) -> None:
         label = str(point["trial"]) + (" ← chosen" if point["trial"] == search["chosen"] else "")
         others = [str(p["trial"]) for p in same if p is not point]
         label += f" (= {', '.join(others)})" if others else ""
-        table.add_row(label, *[_cell(point["params"].get(p)) for p in params],
-                      *[_cell((point["values"] or {}).get(k)) for k in keys])
+        table.add_row(label, *[format_number(point["params"].get(p)) for p in params],
+                      *[format_number((point["values"] or {}).get(k)) for k in keys])
     console.print(table)
     cache = search["cache"]
     console.print(f"{search['completed']} trials completed, {search['failed']} failed, on {search['workers']} "
@@ -100,10 +101,3 @@ def print_search_summary(console: Console, report: dict, run_dir: Path) -> None:
     if not search["feasible"]:
         console.print("[bold red]no trial met every gate[/] on the validation split: the closest is written (exit 1).")
     print_summary(console, report, run_dir)
-
-
-def _cell(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
-            and abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))

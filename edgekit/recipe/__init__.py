@@ -5,7 +5,7 @@
     'quantize'
 """
 
-from edgekit.recipe.loading import apply_override, load_recipe, parse_recipe, resolved_yaml
+from edgekit.recipe.loading import apply_override, load_recipe, parse_recipe, resolved_yaml, set_value
 from edgekit.config import ARCHS
 from edgekit.recipe.models import (
     STAGE_CONFIGS,
@@ -33,5 +33,5 @@ __all__ = [
     "ARCHS", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
     "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "HeadConfig", "LatencyConfig", "PruneConfig",
     "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TeacherFineTune", "TrainConfig",
-    "apply_override", "load_recipe", "parse_recipe", "resolved_yaml",
+    "apply_override", "load_recipe", "parse_recipe", "resolved_yaml", "set_value",
 ]

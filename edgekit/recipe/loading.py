@@ -135,13 +135,20 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise RecipeError(f"--set {assignment!r}: expected key.path=value, e.g. --set gates.min_accuracy=0.9")
     path, raw = assignment.split("=", 1)
-    parts = [p for p in path.strip().split(".") if p]
-    if not parts:
+    if not [p for p in path.strip().split(".") if p]:
         raise RecipeError(f"--set {assignment!r}: the key path is empty")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    set_value(data, path, value)
+
+
+def set_value(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set `value` (already parsed) at the dotted key `path` of the raw recipe mapping, creating
+    missing mappings and lists on the way, as `--set path=value` does (`edgekit search` sets trial
+    values with it). `path` names at least one key."""
+    parts = [p for p in path.strip().split(".") if p]
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]

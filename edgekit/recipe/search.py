@@ -163,7 +163,8 @@ def check_search(search: SearchConfig, formats: list[str], runtimes: list[str], 
     """Cross-checks against the rest of the recipe: each objective is measured by this recipe (its
     format exported, its runtime evaluated, accuracy for classification and MAE for regression),
     `select` is an objective, and trials have a validation split to be measured on."""
-    for text, objective in zip(search.objectives, search.objective_list(formats)):
+    objectives = search.objective_list(formats)
+    for text, objective in zip(search.objectives, objectives):
         if objective.fmt not in formats:
             raise ValueError(f"search.objectives: '{text}' is measured on the .{objective.fmt} file, which "
                              f"export.formats {formats} does not make; add {objective.fmt} to export.formats")
@@ -175,7 +176,7 @@ def check_search(search: SearchConfig, formats: list[str], runtimes: list[str], 
             other = "mae" if objective.name == "accuracy" else "accuracy"
             raise ValueError(f"search.objectives: '{text}' is not measured for task {task}; use '{other}'")
     if search.select is not None:
-        names = {o.name for o in search.objective_list(formats)} | {o.key for o in search.objective_list(formats)}
+        names = {o.name for o in objectives} | {o.key for o in objectives}
         if search.select not in names:
             raise ValueError(f"search.select: '{search.select}' is not one of search.objectives {search.objectives}")
     if validation_split <= 0:

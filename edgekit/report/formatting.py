@@ -12,6 +12,8 @@ def format_number(value, digits: int = 4) -> str:
     """`-` for a missing value; floats to `digits` significant digits (10,000 and above: whole, with commas)."""
     if value is None:
         return "-"
+    if isinstance(value, bool):  # a bool is an int to Python, not a number to a reader
+        return str(value)
     if isinstance(value, float):
         return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)

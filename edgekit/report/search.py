@@ -73,7 +73,7 @@ def pareto_rows(report: dict) -> list[dict]:
               if p.get("state") == "complete" and (p.get("pareto") or p.get("trial") == chosen)]
     key = quality_key(report)
     return [{"trial": str(p.get("trial")), "chosen": p.get("trial") == chosen, "pareto": bool(p.get("pareto")),
-             "params": [(str(name), _param_value(value)) for name, value in (p.get("params") or {}).items()],
+             "params": [(str(name), format_number(value)) for name, value in (p.get("params") or {}).items()],
              "bytes": format_number(p.get("bytes")), "p50": format_number(p.get("p50_ms"), 3),
              "quality": format_quality(report, p.get(key)), "feasible": "yes" if p.get("feasible") else "no"}
             for p in sorted(points, key=_first_objective(search))]
@@ -82,16 +82,13 @@ def pareto_rows(report: dict) -> list[dict]:
 def _first_objective(search: dict):
     """Sort key: the first objective's value, best first; points without one (and ties) by trial number."""
     objectives = search.get("objectives") or [{}]
-    name, sign = objectives[0].get("name"), -1 if objectives[0].get("direction") == "maximize" else 1
+    first = objectives[0]
+    name, sign = first.get("key") or first.get("name"), -1 if first.get("direction") == "maximize" else 1
 
     def key(point: dict):
         value = (point.get("values") or {}).get(name)
         return (value is None, sign * value if value is not None else 0, point.get("trial") or 0)
     return key
-
-
-def _param_value(value) -> str:
-    return str(value) if isinstance(value, (bool, str)) else format_number(value)
 
 
 def failed_rows(report: dict) -> list[dict]:

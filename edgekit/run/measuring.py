@@ -28,7 +28,7 @@ def measure_teacher(teacher, ctx) -> tuple[dict, "object"]:
         record["metrics"].update({k: v for k, v in metrics.items() if v is not None})
         validation = None
         if len(data.x_val):
-            validation = _quality(METRICS[ctx.recipe.task](backend.predict(teacher.model, data.x_val), data.y_val))
+            validation = quality_figures(METRICS[ctx.recipe.task](backend.predict(teacher.model, data.x_val), data.y_val))
     entry = {
         "name": "teacher", "role": "teacher", "format": backend.framework, "runtime": backend.framework,
         "precision": "float32", "params": backend.describe(teacher.model)["params"],
@@ -37,7 +37,8 @@ def measure_teacher(teacher, ctx) -> tuple[dict, "object"]:
     return entry, outputs
 
 
-def _quality(metrics: dict) -> dict:
+def quality_figures(metrics: dict) -> dict:
+    """The accuracy or MAE of a task's metrics (whichever the task has)."""
     return {k: metrics[k] for k in ("accuracy", "mae") if metrics.get(k) is not None}
 
 
@@ -78,7 +79,7 @@ def _measure(export, runtime: str, reference, ctx) -> dict:
         if ctx.measure_validation and len(data.x_val):  # a search trial: compared on the validation split
             found = measure_file(export.path, runtime, to_layout(data.x_val, export.layout), data.y_val,
                                  recipe.task, threads=latency.threads)
-            figures["validation"] = _quality(found)
+            figures["validation"] = quality_figures(found)
     return figures
 
 

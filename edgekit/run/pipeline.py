@@ -153,13 +153,11 @@ def _run_stage(stage, key: str | None, artifact: Artifact, ctx: RunContext) -> A
 
 def in_framework_figures(artifact: Artifact, ctx: RunContext) -> dict:
     """Parameters and test-set quality of a stage's model in its framework (a simulation for QAT)."""
-    from edgekit.run.measuring import METRICS
+    from edgekit.run.measuring import METRICS, quality_figures
 
     outputs = ctx.backend.predict(artifact.model, ctx.dataset.x_test)
     quality = METRICS[ctx.recipe.task](outputs, ctx.dataset.y_test)
-    figures = {"params": ctx.backend.describe(artifact.model)["params"]}
-    figures.update({k: v for k, v in quality.items() if k in ("accuracy", "mae") and v is not None})
-    return figures
+    return {"params": ctx.backend.describe(artifact.model)["params"], **quality_figures(quality)}
 
 
 def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = SILENT,

@@ -42,7 +42,7 @@ def objective_value(report: dict, objective: Objective) -> Optional[float]:
         value = (artifact.get("latency_ms") or {}).get("p50")
     else:
         value = artifact.get(objective.name)
-    return None if value is None else float(value)
+    return value if value is None or isinstance(value, int) else float(value)  # bytes stay whole
 
 
 def gate_constraints(report: dict, gates: dict) -> dict[str, float]:

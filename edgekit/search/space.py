@@ -17,7 +17,7 @@ import copy
 from typing import Any
 
 from edgekit.errors import RecipeError
-from edgekit.recipe import Recipe, apply_override, parse_recipe
+from edgekit.recipe import Recipe, parse_recipe, set_value
 from edgekit.recipe.search import Range
 from edgekit.recipe.support import check_support
 from edgekit.run.validation import check_files
@@ -28,26 +28,17 @@ def trial_data(recipe: Recipe, params: dict[str, Any]) -> dict:
     data = copy.deepcopy(recipe._data)
     data.pop("search", None)
     for path, value in params.items():
-        _set(data, path, value)
+        set_value(data, path, value)
     return data
 
 
 def trial_recipe(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     """The trial's Recipe, reading files relative to the user's recipe like the user's does."""
-    parsed = parse_recipe(trial_data(recipe, params), str(recipe.source or "<recipe>"))
+    data = trial_data(recipe, params)
+    parsed = parse_recipe(data, str(recipe.source or "<recipe>"))
     parsed._source = recipe.source
-    parsed._data = trial_data(recipe, params)
+    parsed._data = data
     return parsed
-
-
-def _set(data: dict, path: str, value: Any) -> None:
-    """`--set path=value` with a value that is already parsed (choices keep their YAML types)."""
-    apply_override(data, f"{path}=null")
-    parts = path.split(".")
-    node: Any = data
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
 
 
 def check_space(recipe: Recipe) -> None:

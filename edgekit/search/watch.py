@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgekit.progress import Progress
+from edgekit.report.formatting import format_number
 from edgekit.recipe.search import Objective
 from edgekit.search.trial import TrialResult
 
@@ -65,10 +66,10 @@ class SearchWatch:
         return a.values[key] < b.values[key] if self.select.direction == "minimize" else a.values[key] > b.values[key]
 
     def _describe(self, result: TrialResult) -> str:
-        params = ", ".join(f"{path.rsplit('.', 1)[-1]}={_short(v)}" for path, v in result.params.items())
+        params = ", ".join(f"{path.rsplit('.', 1)[-1]}={format_number(v)}" for path, v in result.params.items())
         if result.state != "complete":
             return f"{params} → failed (exit {result.exit_code}): {(result.error or '').splitlines()[0][:160]}"
-        values = ", ".join(f"{o.name} {_short(result.values[o.key])}" for o in self.objectives)
+        values = ", ".join(f"{o.name} {format_number(result.values[o.key])}" for o in self.objectives)
         verdict = "meets the gates" if result.feasible else "misses a gate"
         cached = f", {len(result.cached)} step(s) from the cache" if result.cached else ""
         return f"{params} → {values}, {verdict} ({result.wall_s:.1f} s{cached})"
@@ -82,14 +83,7 @@ class SearchWatch:
         for column in ("done", "running", "failed", "meet gates", f"best by {self.select.key}", "s / trial", "elapsed"):
             table.add_column(column, justify="right")
         mean = f"{sum(self.times) / len(self.times):.1f}" if self.times else "-"
-        best = "-" if self.best is None else f"trial {self.best.number}: {_short(self.best.values[self.select.key])}"
+        best = "-" if self.best is None else f"trial {self.best.number}: {format_number(self.best.values[self.select.key])}"
         table.add_row(f"{self.done}/{self.budget}", str(self.running), str(self.failed), str(self.feasible), best,
                       mean, f"{time.perf_counter() - self.start:.0f} s")
         return table
-
-
-def _short(value) -> str:
-    """0.9653 for fractions, 14,480 for byte counts, as they are."""
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
