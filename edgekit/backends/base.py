@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import numpy as np
 
 from edgekit.artifact import QuantizationAware
+from edgekit.compute import Compute, gpu_index, requested_gpu
 from edgekit.errors import InputError
 from edgekit.zoo import Head, kind_of
 
@@ -51,6 +52,33 @@ class Backend(ABC):
         """A trained copy of `model` (the input is not modified). `freeze` (FREEZE) keeps part of a base
         arch's model fixed while the rest trains: "base" trains only the head (the base's BatchNorm in
         inference mode), "norm" fine-tunes all but BatchNorm. The copy returned is trainable throughout."""
+
+    @abstractmethod
+    def gpus(self) -> int:
+        """How many GPUs the framework sees (0 where it sees none, or has no GPU build)."""
+
+    def resolve_compute(self, config: Any, where: str = "compute.device") -> Compute:
+        """The `Compute` a recipe's `compute:` block asks for on this machine: `auto` is the first GPU
+        the framework sees, else the CPU; InputError when a named GPU is not visible."""
+        gpus = self.gpus() if config.device != "cpu" else 0
+        if config.device == "auto":
+            device = "cuda:0" if gpus else "cpu"
+        elif requested_gpu(config.device):
+            index = gpu_index(config.device)
+            if index >= gpus:
+                seen = f"sees {gpus} GPU{'s' if gpus != 1 else ''}" if gpus else "sees no GPU"
+                raise InputError(f"{where}: {config.device} was asked for, but {self.framework} {seen} here. "
+                                 "Use device: auto (a GPU when there is one) or cpu, or check CUDA_VISIBLE_DEVICES "
+                                 f"and that the installed {self.framework} build has CUDA.")
+            device = f"cuda:{index}"
+        else:
+            device = "cpu"
+        return Compute(device=device, precision=config.precision)
+
+    @abstractmethod
+    def computing(self, compute: Compute) -> ContextManager[None]:
+        """Within the block, every training function of the backend trains on `compute`'s device and
+        precision; the models they return are float32, on the CPU, as outside it."""
 
     @abstractmethod
     def clone(self, model: Any) -> Any:
@@ -178,6 +206,12 @@ class TrainModuleBackend(Backend):
             return self._train.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description)
         return self._transfer.fit(model, dataset, epochs, batch_size, learning_rate, seed, progress, description,
                                   freeze)
+
+    def gpus(self) -> int:
+        return self._train.gpus()
+
+    def computing(self, compute):
+        return self._train.computing(compute)
 
     def clone(self, model):
         return self._train.clone(model)

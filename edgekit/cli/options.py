@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import click
 
+from edgekit.compute import PRECISIONS
+
+# flags that set a `compute:` key of the recipe, as --set compute.<key>=VALUE would
+COMPUTE_FLAGS = ("device", "precision")
+
 
 def recipe_run_options(output_help: str, set_example: str, json_help: str) -> Callable:
-    """RECIPE and --output, --set, --quiet, --json, --no-cache, --cache-dir, --debug, in that order."""
+    """RECIPE and --output, --set, --device, --precision, --quiet, --json, --no-cache, --cache-dir,
+    --debug, in that order. --device and --precision reach the command as `--set compute.<key>=`
+    overrides, applied after the recipe's own --set values."""
     options = (
         click.argument("recipe_path", metavar="RECIPE"),
         click.option("--output", "-o", help=output_help),
         click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
                      help=f"Override a recipe value, e.g. --set {set_example} (repeatable)."),
+        click.option("--device", metavar="auto|cpu|cuda|cuda:N",
+                     help="Train on this device (overrides compute.device; default: the recipe's, else auto)."),
+        click.option("--precision", type=click.Choice(PRECISIONS),
+                     help="Train in float32 or mixed precision (overrides compute.precision)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines."),
         click.option("--json", "as_json", is_flag=True, help=json_help),
         click.option("--no-cache", is_flag=True, help="Train every step again; do not read or write the stage cache."),
@@ -23,8 +35,15 @@ def recipe_run_options(output_help: str, set_example: str, json_help: str) -> Ca
     )
 
     def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def folded(**kwargs):
+            flags = {key: kwargs.pop(key) for key in COMPUTE_FLAGS}
+            kwargs["overrides"] = (*kwargs["overrides"],
+                                   *(f"compute.{key}={value}" for key, value in flags.items() if value is not None))
+            return command(**kwargs)
+
         for option in reversed(options):
-            command = option(command)
-        return command
+            folded = option(folded)
+        return folded
 
     return decorate

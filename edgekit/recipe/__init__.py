@@ -10,6 +10,7 @@ from edgekit.config import ARCHS
 from edgekit.recipe.models import (
     STAGE_CONFIGS,
     BuildConfig,
+    ComputeConfig,
     DataConfig,
     DataKeys,
     EvaluateConfig,
@@ -30,7 +31,8 @@ from edgekit.stages.prune import PruneConfig
 from edgekit.stages.quantize import QuantizeConfig
 
 __all__ = [
-    "ARCHS", "STAGE_CONFIGS", "BuildConfig", "ClusterConfig", "DataConfig", "DataKeys",
+    "ARCHS", "STAGE_CONFIGS", "BuildConfig",
+    "ComputeConfig", "ClusterConfig", "DataConfig", "DataKeys",
     "DistillConfig", "EvaluateConfig", "ExportConfig", "FineTune", "GatesConfig", "HeadConfig", "LatencyConfig", "PruneConfig",
     "QuantizeConfig", "Recipe", "Stage", "StudentConfig", "TeacherConfig", "TeacherFineTune", "TrainConfig",
     "apply_override", "load_recipe", "parse_recipe", "resolved_yaml", "set_value",

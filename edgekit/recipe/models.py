@@ -15,11 +15,13 @@ The stage sections (`stages:`) are the registered stage configurations of edgeki
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
+from edgekit.compute import DEVICE_PATTERN, PRECISIONS
 from edgekit.config import Arch, CodeReference, Fraction, Framework, Size, Strict
 from edgekit.formats import registry as format_registry
 from edgekit.recipe.search import SearchConfig, check_search
@@ -230,6 +232,22 @@ class GatesConfig(Strict):
     min_compression: Optional[Annotated[float, Field(gt=0.0)]] = None
 
 
+class ComputeConfig(Strict):
+    """Where every training step of the run trains (teacher, distill, prune, cluster, QAT);
+    exporting and measuring always use the float32 model on the CPU runtimes."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal[PRECISIONS] = "float32"  # mixed: 16-bit compute, float32 weights
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.match(DEVICE_PATTERN, value.strip()):
+            raise ValueError(f"'{value}' is not a device: use auto (a GPU when the framework sees one), cpu, "
+                             "cuda or cuda:N (the N-th GPU)")
+        return value.strip()
+
+
 class Recipe(Strict):
     version: Literal[1] = 1
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)] = "run"
@@ -242,6 +260,7 @@ class Recipe(Strict):
     export: ExportConfig = ExportConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     gates: GatesConfig = GatesConfig()
+    compute: ComputeConfig = ComputeConfig()
     search: Optional[SearchConfig] = None  # edgekit search; compress ignores it
 
     _source: Optional[Path] = PrivateAttr(default=None)

@@ -159,6 +159,11 @@ def check_support(recipe: Recipe) -> str:
         for refusal in refusals(framework, fmt, plan, recipe.export):
             raise RecipeError(f"{recipe.where(*_key_path(recipe, refusal.key))}: {refusal.reason} "
                               f"(not possible for {framework} teachers).")
+    for i, stage in enumerate(recipe.stages):
+        why = stage.config.refused_precisions(framework).get(recipe.compute.precision)
+        if why:
+            raise RecipeError(f"{recipe.where('stages', i)}: {stage.label} cannot train {framework} models with "
+                              f"compute.precision: {recipe.compute.precision}: {why}")
     for (section, key), message in PENDING_OPTIONS.items():
         if getattr(getattr(recipe, section), key):
             raise RecipeError(f"{recipe.where(section, key)}: {message}.")

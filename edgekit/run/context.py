@@ -19,6 +19,7 @@ from rich.markup import escape
 from edgekit.artifact import Artifact
 from edgekit.backends import get_backend
 from edgekit.backends.base import Backend
+from edgekit.compute import Compute
 from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, StageError
 from edgekit.progress import SILENT, Progress
@@ -46,6 +47,28 @@ class RunContext:
     def backend(self) -> Backend:
         """The framework's backend, imported on first use."""
         return get_backend(self.framework)
+
+    @cached_property
+    def compute(self) -> Compute:
+        """The device and precision the recipe's `compute:` block resolves to here (on first use,
+        since resolving imports the framework)."""
+        return self.backend.resolve_compute(self.recipe.compute, self.recipe.where("compute", "device"))
+
+    @contextlib.contextmanager
+    def computing(self, record: dict) -> Iterator[None]:
+        """Train on the run's compute within the block; `record` (a step's) says which it was."""
+        with self.backend.computing(self.compute):
+            yield
+        if record.get("trained"):
+            record["compute"] = self.compute.describe()
+
+    def compute_record(self) -> dict:
+        """The report's `compute` section: what this run's training used, else what the cached steps
+        were trained with, else what the recipe asks (nothing trained or was cached)."""
+        if "compute" in self.__dict__:
+            return self.compute.describe()
+        trained = [record["compute"] for record in self.stages if record.get("compute")]
+        return trained[0] if trained else self.recipe.compute.model_dump()
 
     def replay(self, record: dict, seconds: float) -> None:
         """Record a step taken from the stage cache: its original figures, this run's time."""

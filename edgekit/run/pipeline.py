@@ -89,7 +89,7 @@ def _train_teacher(ctx: RunContext, key: str | None) -> Artifact:
     teacher = recipe.teacher
     train = teacher.train or TrainConfig()
     config = {"build": teacher.build.model_dump(), "train": train.model_dump()}
-    with ctx.stage("teacher", teacher_summary(recipe), config) as record:
+    with ctx.stage("teacher", teacher_summary(recipe), config) as record, ctx.computing(record):
         model = build_teacher(recipe, data, backend)
         backend.preflight(model, ctx)
         model = backend.train(model, data, train.epochs, train.batch_size, train.learning_rate, recipe.seed,
@@ -139,7 +139,7 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
 
 def _run_stage(stage, key: str | None, artifact: Artifact, ctx: RunContext) -> Artifact:
     config = stage.config
-    with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record:
+    with ctx.stage(stage.kind, config.summary(), config.model_dump(mode="json")) as record, ctx.computing(record):
         result = run_stage(artifact, config, ctx)
         if result.model is not artifact.model or result.details is not artifact.details:
             record["details"] = dict(result.details)
@@ -230,6 +230,7 @@ def _assemble(recipe: Recipe, ctx: RunContext, artifacts: list[dict]) -> dict:
         "task": recipe.task,
         "metric": "accuracy" if recipe.task == "classification" else "mae",
         "framework": ctx.framework,
+        "compute": ctx.compute_record(),
         "environment": describe_environment(),
         "data": ctx.dataset.summary(),
         "stages": ctx.stages,

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgekit import usercode
 from edgekit.artifact import Artifact
+from edgekit.compute import cache_key
 from edgekit.run.cache import file_digest, make_key
 from edgekit.environment import describe_environment
 from edgekit.run.exporting import Export
@@ -40,13 +41,14 @@ def teacher_key(recipe, dataset, framework: str) -> str:
         if teacher.build.weights:  # the pretrained base: its bytes, not its name
             weights = recipe.resolve_path(teacher.build.weights)
             source.append(file_digest(weights) if weights.exists() else f"missing:{weights}")
-    return make_key("teacher", source, framework, dataset.fingerprint(), recipe.seed, recipe.task)
+    return make_key("teacher", source, framework, dataset.fingerprint(), recipe.seed, recipe.task,
+                    *cache_key(recipe.compute))
 
 
 def stage_keys(recipe, first: str) -> list[str]:
     keys, previous = [], first
     for stage in recipe.stages:
-        previous = make_key("stage", previous, stage.model_dump(mode="json"), recipe.seed)
+        previous = make_key("stage", previous, stage.model_dump(mode="json"), recipe.seed, *cache_key(recipe.compute))
         keys.append(previous)
     return keys
 

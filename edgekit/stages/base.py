@@ -63,6 +63,9 @@ class StageConfig(Strict):
     """Layers a variant of this stage cannot take: variant (a `refusal_key` prefix) -> framework (or
     ANY_FRAMEWORK) -> {layer kind (edgekit.zoo.LAYER_KINDS): why, and what to do instead}. Validation
     refuses a recipe whose model holds such a layer when the stage reaches it, before any training."""
+    compute_refusals: ClassVar[Mapping[str, Mapping[str, Mapping[str, str]]]] = {}
+    """Compute this variant cannot train with: variant (a `refusal_key` prefix) -> framework (or
+    ANY_FRAMEWORK) -> {`compute.precision` value: why, and what to do instead}. Validation refuses it."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -91,6 +94,14 @@ class StageConfig(Strict):
         """{layer kind: why, and what to do instead} for the layers this configuration refuses."""
         found: dict[str, str] = {}
         for key, table in self.layer_refusals.items():
+            if self.refusal_key == key or self.refusal_key.startswith(key + "."):
+                found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
+        return found
+
+    def refused_precisions(self, framework: str) -> dict[str, str]:
+        """{compute.precision value: why} for the training precisions this configuration refuses."""
+        found: dict[str, str] = {}
+        for key, table in self.compute_refusals.items():
             if self.refusal_key == key or self.refusal_key.startswith(key + "."):
                 found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
         return found

@@ -8,9 +8,36 @@ first and then call `compile_and_fit` on the wrapper they own.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 import numpy as np
 
 from edgekit.backends.keras.compat import keras, tf
+from edgekit.compute import CPU, Compute
+
+_COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
+
+
+def gpus() -> int:
+    """How many GPUs this framework sees."""
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def computing(compute: Compute) -> Iterator[None]:
+    """Train on `compute` (device and precision) within the block (`Backend.computing`)."""
+    token = _COMPUTE.set(compute)
+    try:
+        yield
+    finally:
+        _COMPUTE.reset(token)
+
+
+def current() -> Compute:
+    """The compute the training functions use now (float32 on the CPU outside `computing`)."""
+    return _COMPUTE.get()
 
 
 class ProgressCallback(keras.callbacks.Callback):

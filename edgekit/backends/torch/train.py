@@ -12,18 +12,43 @@ QAT) call `fit_module`, which trains in place and takes a `loss_fn` (distillatio
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import io
 import random
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.layout import to_nchw
+from edgekit.compute import CPU, Compute
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+_COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
+
+
+def gpus() -> int:
+    """How many GPUs this framework sees."""
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+@contextlib.contextmanager
+def computing(compute: Compute) -> Iterator[None]:
+    """Train on `compute` (device and precision) within the block (`Backend.computing`)."""
+    token = _COMPUTE.set(compute)
+    try:
+        yield
+    finally:
+        _COMPUTE.reset(token)
+
+
+def current() -> Compute:
+    """The compute the training functions use now (float32 on the CPU outside `computing`)."""
+    return _COMPUTE.get()
 
 
 def set_seed(seed: int) -> None:
