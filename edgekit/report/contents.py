@@ -32,3 +32,20 @@ def final_artifacts_with_layers(report: dict) -> list[dict]:
 def latency_settings(report: dict) -> dict:
     """How latency was measured (batch, threads, runs, warmup): the first measured artifact's settings, or {}."""
     return next((a["latency_ms"] for a in report.get("artifacts", []) if a.get("latency_ms")), {})
+
+
+def compute_sentence(report: dict) -> str:
+    """Where the run's training steps ran: device and precision (`compute` of report.json), or ""
+    for reports written before it existed."""
+    compute = report.get("compute") or {}
+    if not compute:
+        return ""
+    device = compute.get("device", "?")
+    where = "the CPU" if device == "cpu" else f"the GPU {device}" if str(device).startswith("cuda") else f"device {device}"
+    if compute.get("precision") == "mixed":
+        dtype = compute.get("compute_dtype")
+        how = f"mixed precision ({dtype} compute, float32 weights)" if dtype else "mixed precision"
+    else:
+        how = "float32"
+    return (f"Training ran on {where} in {how}; the exported files were written from the float32 model "
+            "and measured on the CPU runtimes.")

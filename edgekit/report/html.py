@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from edgekit.report.analysis import (DETAIL_TEXT, OWN_SECTION, control_rows, sensitivity_rows,
                                      sensitivity_sentence)
-from edgekit.report.contents import latency_settings, quality_key, quality_label
+from edgekit.report.contents import compute_sentence, latency_settings, quality_key, quality_label
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
 from edgekit.report.plots import report_plots
@@ -71,6 +71,7 @@ def page_values(report: dict) -> dict:
         "control": control_rows(report),
         "sensitivity_sentence": sensitivity_sentence(report),
         "stages": [_stage(s) for s in report.get("stages", [])],
+        "compute_sentence": compute_sentence(report),
         "warnings": [str(w) for w in report.get("warnings") or []],
         "data": _data_rows(report),
         "environment": _environment(report),

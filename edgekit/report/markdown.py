@@ -8,8 +8,8 @@ its runtime (LiteRT, ONNX Runtime); the teacher's row is the in-framework model.
 from __future__ import annotations
 
 from edgekit.report.analysis import analysis_markdown
-from edgekit.report.contents import (final_artifact, final_artifacts_with_layers, latency_settings, quality_key,
-                                     quality_label)
+from edgekit.report.contents import (compute_sentence, final_artifact, final_artifacts_with_layers, latency_settings,
+                                     quality_key, quality_label)
 from edgekit.report.flags import flag_lines, flagged
 from edgekit.report.formatting import format_number, format_percent, format_quality, format_size
 from edgekit.report.search import failed_rows, pareto_rows, search_summary
@@ -49,7 +49,8 @@ def render_markdown(report: dict) -> str:
                   f"{latency.get('runs', '?')} runs after {latency.get('warmup', '?')} warm-up.", "",
                   *_artifact_rows(report), ""]
     lines += _search_section(report)
-    lines += ["## Stages", "", *_stage_rows(report), "",
+    trained_on = compute_sentence(report)
+    lines += ["## Stages", "", *([trained_on, ""] if trained_on else []), *_stage_rows(report), "",
               "## Data", "",
               f"{data.get('description', '')}: {data.get('train')} train, {data.get('validation')} validation, "
               f"{data.get('test')} test, {data.get('calibration')} calibration samples of shape "

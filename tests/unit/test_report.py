@@ -143,6 +143,15 @@ def test_stages_data_and_environment_sections():
     assert "| numpy | 1.26.4 |" in section(markdown, "Environment")
 
 
+def test_the_stages_section_says_where_training_ran():
+    mixed = {**make_report(), "compute": {"device": "cpu", "precision": "mixed", "compute_dtype": "bfloat16"}}
+    assert ("Training ran on the CPU in mixed precision (bfloat16 compute, float32 weights)"
+            in section(render_markdown(mixed), "Stages"))
+    on_gpu = {**make_report(), "compute": {"device": "cuda:1", "precision": "float32", "compute_dtype": "float32"}}
+    assert "Training ran on the GPU cuda:1 in float32" in section(render_markdown(on_gpu), "Stages")
+    assert "Training ran" not in render_markdown(make_report())  # reports from before `compute:`
+
+
 def test_write_and_load_round_trip(tmp_path):
     report = make_report(warnings=["w"])
 

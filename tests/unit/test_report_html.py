@@ -95,6 +95,11 @@ def test_a_failed_gate_gives_a_red_fail_banner_naming_the_gate_and_exit_code():
     assert "max_size" in verdict
 
 
+def test_the_stages_section_says_where_training_ran():
+    report = {**make_report(), "compute": {"device": "cuda:0", "precision": "mixed", "compute_dtype": "float16"}}
+    assert "Training ran on the GPU cuda:0 in mixed precision (float16 compute, float32 weights)" in render_html(report)
+
+
 def test_a_passing_run_gives_a_green_pass_banner():
     html = render_html(make_report(passed=True))
 
