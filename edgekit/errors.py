@@ -30,3 +30,16 @@ class StageError(EdgekitError):
     def __init__(self, stage: str, message: str):
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage = stage
+
+
+class WorkerLost(StageError):
+    """A collective of the training group failed because another worker stopped (died, was
+    killed, or failed): this worker cannot go on. The worker that stopped is the one to blame; when
+    edgekit launched the group (`edgekit.run.launch`), the launcher names it, so this worker exits
+    with `LOST_EXIT` and says nothing."""
+
+    LOST_EXIT = 75
+
+    def __init__(self, stage: str, detail: str):
+        super().__init__(stage, "another worker of the training group stopped, so this one cannot go on "
+                                f"({detail[:300]}). Its own log says why.")

@@ -68,8 +68,9 @@ def native_stderr_silenced():
 
 
 def quiet_python_loggers() -> None:
-    """Turn down the Python loggers of TensorFlow and tf2onnx that print on every conversion."""
+    """Turn down the Python loggers of TensorFlow and tf2onnx that print on every conversion, and
+    torch's pytree deprecation notes (torchao registers its enums when PT2E QAT imports it)."""
     if debugging():
         return
-    for name in ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "root"):
+    for name in ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "root", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -80,6 +80,15 @@ class Backend(ABC):
         """Within the block, every training function of the backend trains on `compute`'s device and
         precision; the models they return are float32, on the CPU, as outside it."""
 
+    def join(self, worker: Any, compute: Compute) -> ContextManager[Any]:
+        """Join the training group `worker` (edgekit.workers.Worker) belongs to, with the
+        framework's collectives, for the block; yields its `edgekit.workers.Group`. Every training
+        function within trains on this worker's share of each batch and keeps the workers' weights
+        in step. Only frameworks with an engine in `recipe.support.DISTRIBUTED_ENGINES` can;
+        validation refuses the others."""
+        raise InputError(f"compute.workers: {self.framework} models cannot train on several workers in this "
+                         "version; set compute.workers: 1 (and start edgekit without torchrun or TF_CONFIG).")
+
     @abstractmethod
     def clone(self, model: Any) -> Any:
         """An independent copy of `model` with the same weights."""

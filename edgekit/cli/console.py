@@ -18,7 +18,8 @@ from typing import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, WorkerLost
+from edgekit.workers import launched
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
@@ -34,6 +35,8 @@ def user_errors(debug: bool) -> Iterator[None]:
     except EdgekitError as exc:
         if _SIGNALLED:  # e.g. a stage's error made of an import a signal cut short
             _interrupted()
+        if isinstance(exc, WorkerLost) and launched():  # the launcher names the worker that stopped
+            sys.exit(WorkerLost.LOST_EXIT)
         if debug:
             traceback.print_exc()
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)

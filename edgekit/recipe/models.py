@@ -238,6 +238,7 @@ class ComputeConfig(Strict):
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal[PRECISIONS] = "float32"  # mixed: 16-bit compute, float32 weights
+    workers: Annotated[int, Field(ge=1, le=64)] = 1  # training processes `edgekit compress` starts here
 
     @field_validator("device")
     @classmethod

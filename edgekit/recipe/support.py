@@ -35,6 +35,29 @@ TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
                                "torch modules, so there is nothing to trust (not possible for torch teachers)."),
 }
 
+# framework -> its own engine for training on several workers (`compute.workers`, torchrun, TF_CONFIG);
+# a framework missing here trains in one process only, and validation says so
+DISTRIBUTED_ENGINES: dict[str, str] = {
+    "torch": "DistributedDataParallel (gloo on the CPU, NCCL on GPUs)",
+}
+WORKERS_REFUSED = ("{framework} models train in one process in this version (tf.distribute's "
+                   "MultiWorkerMirroredStrategy is not wired in yet); set compute.workers: 1.")
+
+
+def engine_of(framework: str) -> str | None:
+    """The engine `framework` trains on several workers with, or None where it cannot."""
+    return DISTRIBUTED_ENGINES.get(framework)
+
+
+def check_one_process(recipe: Recipe, command: str) -> None:
+    """RecipeError when a recipe asks for several training workers of a command that trains in one
+    process (`analyze`; `search`, whose parallelism is its trials on Ray)."""
+    if recipe.compute.workers > 1:
+        raise RecipeError(f"{recipe.where('compute', 'workers')}: edgekit {command} trains in one process; "
+                          "several training workers are for edgekit compress (--workers N). Set "
+                          "compute.workers: 1 here (--set compute.workers=1).")
+
+
 # archs that a framework builds only with an extra package, or not at all: arch -> {framework: package
 # it needs there, or None when it has the arch built in}; a framework missing from an arch's entry lacks
 # it. Archs not listed are built in by every framework. Checked for teacher.build and distill students.
@@ -159,6 +182,8 @@ def check_support(recipe: Recipe) -> str:
         for refusal in refusals(framework, fmt, plan, recipe.export):
             raise RecipeError(f"{recipe.where(*_key_path(recipe, refusal.key))}: {refusal.reason} "
                               f"(not possible for {framework} teachers).")
+    if recipe.compute.workers > 1 and not engine_of(framework):
+        raise RecipeError(f"{recipe.where('compute', 'workers')}: {WORKERS_REFUSED.format(framework=framework)}")
     for i, stage in enumerate(recipe.stages):
         why = stage.config.refused_precisions(framework).get(recipe.compute.precision)
         if why:

@@ -34,7 +34,7 @@ from edgekit.formats.registry import get_format
 from edgekit.layouts import to_layout
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe
-from edgekit.recipe.support import check_support
+from edgekit.recipe.support import check_one_process, check_support
 from edgekit.report import SCHEMA, write_report
 from edgekit.run.accuracy_control import Search
 from edgekit.run.cache import DISABLED, StageCache
@@ -118,6 +118,7 @@ def run_analysis(recipe: Recipe, output: str | Path | None = None, progress: Pro
                  cache: StageCache = DISABLED) -> tuple[dict, Path]:
     """Analyze `recipe` and write report.json / report.md / report.html; returns (report, run dir)."""
     framework = check_support(recipe)
+    check_one_process(recipe, "analyze")
     check_files(recipe)
     np.random.seed(recipe.seed)
     target = Path(output) if output else Path("runs") / f"{recipe.name}-analysis"

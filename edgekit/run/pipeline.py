@@ -3,6 +3,9 @@
 Everything is written into a staging directory that replaces `runs/<name>/` only when the run
 finished (gates may fail: the artifacts and report are still kept, with exit code 1).
 
+In a group of training workers (`edgekit.workers`: `--workers N`, torchrun, TF_CONFIG) every
+worker trains the teacher and the stages together; only worker 0 exports, measures and writes.
+
     >>> result = run(load_recipe("recipes/quickstart.yaml"))
     >>> result.exit_code, result.run_dir
     (0, PosixPath('runs/quickstart'))
@@ -10,10 +13,12 @@ finished (gates may fail: the artifacts and report are still kept, with exit cod
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -36,6 +41,9 @@ from edgekit.stages import run_stage
 from edgekit.recipe.support import check_support
 from edgekit.run.validation import build_teacher, check_files
 from edgekit.run.verdicts import flag_artifacts
+from edgekit.errors import InputError
+from edgekit.recipe.support import engine_of
+from edgekit.workers import ALONE, Worker, this_worker
 
 
 @dataclass
@@ -43,6 +51,7 @@ class RunResult:
     report: dict
     run_dir: Path
     exit_code: int
+    leader: bool = True  # False on a training worker other than 0, which writes and reports nothing
 
 
 def output_dir(recipe: Recipe, override: str | Path | None = None) -> Path:
@@ -64,7 +73,7 @@ def obtain_teacher(ctx: RunContext) -> Artifact:
     if ctx.recipe.teacher.path:
         return _load_teacher(ctx)
     key = ctx.keys.get("teacher")
-    with ctx.cache.claim(key):
+    with ctx.claim(key):
         cached = ctx.reuse(key)
         if cached is not None:
             ctx.backend.preflight(cached.model, ctx)
@@ -102,7 +111,8 @@ def _train_teacher(ctx: RunContext, key: str | None) -> Artifact:
         record["metrics"]["params"] = backend.describe(model)["params"]
         record["trained"] = True
     artifact = Artifact(ctx.framework, model, source=f"zoo:{teacher.build.arch}")
-    ctx.keep(key, artifact, record)
+    if ctx.leader:
+        ctx.keep(key, artifact, record)
     return artifact
 
 
@@ -132,7 +142,7 @@ def apply_stages(artifact: Artifact, ctx: RunContext) -> Artifact:
     (search trials) that share it train it once: the others wait, then reuse it."""
     keys = ctx.keys.get("stages") or [None] * len(ctx.recipe.stages)
     for stage, key in zip(ctx.recipe.stages, keys):
-        with ctx.cache.claim(key):
+        with ctx.claim(key):
             artifact = ctx.reuse(key) or _run_stage(stage, key, artifact, ctx)
     return artifact
 
@@ -146,7 +156,7 @@ def _run_stage(stage, key: str | None, artifact: Artifact, ctx: RunContext) -> A
         if result.model is not artifact.model:
             record["metrics"].update(in_framework_figures(result, ctx))
             record["trained"] = True
-    if result.model is not artifact.model:
+    if result.model is not artifact.model and ctx.leader:
         ctx.keep(key, result, record)
     return result
 
@@ -165,18 +175,49 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     """Run `recipe` end to end and return the report, the run directory and the exit code (0 or 1).
 
     With an enabled `cache`, trained steps and exported files of earlier runs are reused. With
-    `measure_validation`, each file is also measured on the validation split (search trials)."""
+    `measure_validation`, each file is also measured on the validation split (search trials).
+    A worker other than worker 0 of a training group trains along and returns an empty report."""
     framework = check_support(recipe)
     check_files(recipe)
+    worker = this_worker()
+    check_workers(recipe, worker, framework)
     np.random.seed(recipe.seed)
     target = output_dir(recipe, output)
-    check_output_is_safe(target, _inputs_of(recipe))
+    if worker.leader:
+        check_output_is_safe(target, _inputs_of(recipe))
     dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
-    keys = cache_keys(recipe, dataset, framework) if cache.enabled else {}
+    keys = cache_keys(recipe, dataset, framework, worker.count) if cache.enabled else {}
+    ctx = RunContext(recipe, dataset, framework, progress, cache=cache, keys=keys,
+                     measure_validation=measure_validation)
+    with joined(ctx, worker):
+        if not worker.leader:
+            apply_stages(obtain_teacher(ctx), ctx)
+            return RunResult({}, target, 0, leader=False)
+        return _lead(ctx, target)
+
+
+@contextlib.contextmanager
+def joined(ctx: RunContext, worker: Worker) -> Iterator[None]:
+    """Within the block, `ctx` trains as `worker` of its training group (nothing to join alone)."""
+    if not worker.distributed:
+        yield
+        return
+    with ctx.backend.join(worker, ctx.compute_of(worker)) as group:
+        ctx.group = group
+        try:
+            yield
+        finally:
+            ctx.group = ALONE
+
+
+def _lead(ctx: RunContext, target: Path) -> RunResult:
+    """The run as its only or leading worker: train, export, measure, report, into `target`."""
+    recipe, progress, cache, keys = ctx.recipe, ctx.progress, ctx.cache, ctx.keys
     with staged_directory(target) as workdir:
-        ctx = RunContext(recipe, dataset, framework, progress, workdir, cache=cache, keys=keys,
-                         measure_validation=measure_validation)
-        restored = restore_exports(cache, keys["exports"], workdir) if keys else None
+        ctx.workdir = workdir
+        # a group's workers must all train: the leader alone serving every step from the cache would leave them waiting
+        restorable = keys and not ctx.group.worker.distributed
+        restored = restore_exports(cache, keys["exports"], workdir) if restorable else None
         if restored is not None:
             exports, teacher_entry, teacher_outputs, records = restored
             ctx.stages.extend(records)
@@ -207,10 +248,19 @@ def rebuilt_final(ctx: RunContext) -> Artifact:
     return apply_stages(obtain_teacher(scratch), scratch)
 
 
-def cache_keys(recipe: Recipe, dataset: Dataset, framework: str) -> dict:
-    first = teacher_key(recipe, dataset, framework)
-    stages = stage_keys(recipe, first)
+def cache_keys(recipe: Recipe, dataset: Dataset, framework: str, workers: int = 1) -> dict:
+    first = teacher_key(recipe, dataset, framework, workers)
+    stages = stage_keys(recipe, first, workers)
     return {"teacher": first, "stages": stages, "exports": exports_key(recipe, first, stages[-1] if stages else first)}
+
+
+def check_workers(recipe: Recipe, worker: Worker, framework: str) -> None:
+    """InputError when this process is one of several training workers but `framework` cannot
+    train on several (`recipe.support.DISTRIBUTED_ENGINES`)."""
+    if worker.distributed and not engine_of(framework):
+        raise InputError(f"{worker.source}: this process is worker {worker.rank} of {worker.count}, but {framework} "
+                         "models cannot train on several workers in this version. Start edgekit as one process "
+                         "(without torchrun or TF_CONFIG).")
 
 
 def _inputs_of(recipe: Recipe) -> list[Path]:

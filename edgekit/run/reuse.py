@@ -27,7 +27,7 @@ from edgekit.run.exporting import Export
 
 
 
-def teacher_key(recipe, dataset, framework: str) -> str:
+def teacher_key(recipe, dataset, framework: str, workers: int = 1) -> str:
     teacher = recipe.teacher
     if teacher.path:
         path = recipe.resolve_path(teacher.path)
@@ -42,13 +42,14 @@ def teacher_key(recipe, dataset, framework: str) -> str:
             weights = recipe.resolve_path(teacher.build.weights)
             source.append(file_digest(weights) if weights.exists() else f"missing:{weights}")
     return make_key("teacher", source, framework, dataset.fingerprint(), recipe.seed, recipe.task,
-                    *cache_key(recipe.compute))
+                    *cache_key(recipe.compute, workers))
 
 
-def stage_keys(recipe, first: str) -> list[str]:
+def stage_keys(recipe, first: str, workers: int = 1) -> list[str]:
     keys, previous = [], first
     for stage in recipe.stages:
-        previous = make_key("stage", previous, stage.model_dump(mode="json"), recipe.seed, *cache_key(recipe.compute))
+        previous = make_key("stage", previous, stage.model_dump(mode="json"), recipe.seed,
+                            *cache_key(recipe.compute, workers))
         keys.append(previous)
     return keys
 

@@ -22,6 +22,7 @@ from typing import Optional
 from edgekit.errors import StageError
 from edgekit.progress import SILENT, Progress
 from edgekit.recipe import Recipe
+from edgekit.recipe.support import check_one_process
 from edgekit.run.cache import DISABLED, StageCache
 from edgekit.run.pipeline import output_dir
 from edgekit.run.rundir import check_output_is_safe
@@ -67,6 +68,7 @@ def run_search(recipe: Recipe, options: SearchOptions, progress: Progress = SILE
     formats = recipe.export.formats
     objectives, select = search.objective_list(formats), search.selected(formats)
     budget = options.trials or search.trials
+    check_one_process(recipe, "search")
     check_space(recipe)
     target = output_dir(recipe, options.output)
     check_output_is_safe(target, [p for p in [recipe.source] if p])

@@ -49,7 +49,7 @@ def test_mixed_precision_is_bfloat16_on_the_cpu_and_float16_with_loss_scaling_on
     assert (on_cpu.compute_dtype, on_cpu.loss_scaling) == ("bfloat16", False)
     assert (on_gpu.compute_dtype, on_gpu.loss_scaling, on_gpu.on_gpu) == ("float16", True, True)
     assert Compute("cuda:0").compute_dtype == "float32"
-    assert on_gpu.describe() == {"device": "cuda:1", "precision": "mixed", "compute_dtype": "float16"}
+    assert on_gpu.describe() == {"device": "cuda:1", "precision": "mixed", "workers": 1, "compute_dtype": "float16"}
 
 
 def test_a_named_gpu_resolves_to_its_index_and_cpu_never_asks_the_framework():

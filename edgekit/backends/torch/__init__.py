@@ -14,7 +14,7 @@ from typing import Optional
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.torch import cached, distill, loading, prune, qat, train, transfer, zoo
+from edgekit.backends.torch import cached, distill, distributed, loading, prune, qat, train, transfer, zoo
 from edgekit.backends.torch.compat import torch
 from edgekit.backends.torch.layout import model_shape, to_nchw
 
@@ -33,6 +33,9 @@ class TorchBackend(TrainModuleBackend):
     def build(self, arch, width, input_shape, outputs, task, seed, head=None, weights=None):
         torch.manual_seed(seed)
         return zoo.build(arch, width, tuple(input_shape), outputs, task, head=head, weights=weights)
+
+    def join(self, worker, compute):
+        return distributed.join(worker, compute)
 
     def describe(self, model) -> dict:
         return {"name": type(model).__name__, "params": train.param_count(model), "layers": len(list(model.modules()))}

@@ -33,14 +33,16 @@ from edgekit.errors import InputError
 from edgekit.backends.torch import train
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.layout import to_nchw
+from edgekit.quiet import native_stderr_silenced
 
 SCHEME = "PT2E QAT (symmetric int8, per-channel weights)"
 
 
 def _patch_litert_pattern_export() -> None:
     """Let LiteRT-Torch's annotators pass pattern functions to torchao's pattern exporter (idempotent)."""
-    from litert_torch.quantize import pt2e_quantizer_utils as utils
-    from torchao.quantization.pt2e.export_utils import WrapperModule
+    with native_stderr_silenced():  # LiteRT-Torch imports TensorFlow and torchao, whose C++ cores log on fd 2
+        from litert_torch.quantize import pt2e_quantizer_utils as utils
+        from torchao.quantization.pt2e.export_utils import WrapperModule
 
     original = utils._get_aten_graph_module_for_pattern
     if getattr(original, "edgekit_wrapped", False):
@@ -86,7 +88,8 @@ def _patch_fold_only_present_convs() -> None:
 
 def make_quantizer():
     """LiteRT-Torch's PT2E quantizer: symmetric int8, per-channel weights, QAT fake-quant."""
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    with native_stderr_silenced():
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 
     _patch_litert_pattern_export()
     _patch_fold_only_present_convs()

@@ -24,7 +24,8 @@ import numpy as np
 
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.layout import to_nchw
-from edgekit.compute import CPU, Compute
+from edgekit.compute import CPU, Compute, count, split_batch
+from edgekit.errors import InputError
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
@@ -241,7 +242,14 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
 
     `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss; `after_step(model)` runs
     after every optimizer step. The same seed gives the same batches and the same weights.
+
+    In a group of several workers (`distributed.join`) every worker draws the same global batches
+    and trains on its share of each (`split_batch`), under DistributedDataParallel; the steps and
+    samples it trained are counted for the report (`edgekit.compute.count`).
     """
+    from edgekit.backends.torch import distributed
+
+    rank, workers = distributed.place()
     set_seed(seed)
     generator = torch.Generator().manual_seed(int(seed))
     task = dataset.task
@@ -253,20 +261,24 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(learning_rate))
     batch_size = static_batch(model) or max(1, int(batch_size))
+    _check_split(model, batch_size, workers)
+    trainer = distributed.wrap(model)
+    tally = {"steps": 0, "samples": 0}
 
     def run_epoch() -> dict:
         set_mode(model, True)
         order = torch.randperm(n, generator=generator)
+        tail = len(order) % batch_size
         if static_batch(model):  # an exported program takes only full batches
-            order = order[:len(order) - len(order) % batch_size]
-        elif n > 1 and n % batch_size == 1:  # a lone last sample would break BatchNorm's batch statistics
-            order = order[:-1]
+            order = order[:len(order) - tail]
+        elif n > tail and 0 < tail < 2 * workers:  # each worker's part of the last batch needs 2 samples for BatchNorm
+            order = order[:-tail]
         loss_sum = metric_sum = seen = 0.0
         for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+            index = split_batch(order[start:start + batch_size], rank, workers)
             xb, yb = x[index], y[index]
             optimizer.zero_grad(set_to_none=True)
-            out = _first_tensor(model(xb))
+            out = _first_tensor(trainer(xb))
             loss = compute(out, xb, yb)
             loss.backward()
             optimizer.step()
@@ -275,6 +287,8 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
             loss_sum += float(loss.detach()) * len(index)
             metric_sum += _metric(out.detach(), yb, task)
             seen += len(index)
+            tally["steps"] += 1
+            tally["samples"] += len(index)
         set_mode(model, False)
         seen = max(seen, 1.0)
         logs = {"loss": loss_sum / seen, ("accuracy" if task == "classification" else "mae"): metric_sum / seen}
@@ -290,6 +304,16 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
                     advance(1, **run_epoch())
     finally:
         set_mode(model, False)
+    count(tally["steps"], tally["samples"], batch_size, -(-batch_size // workers))
+
+
+def _check_split(model: nn.Module, batch_size: int, workers: int) -> None:
+    """InputError when the workers' shares of a batch cannot run: an exported program with a fixed
+    batch size takes only whole batches of it."""
+    if workers > 1 and static_batch(model):
+        raise InputError(f"compute.workers: this exported program takes only batches of {batch_size}, but "
+                         f"{workers} workers each train on a share of every batch. Export it with a dynamic "
+                         "batch dimension (torch.export.Dim) or train with compute.workers: 1.")
 
 
 def fit(model: nn.Module, dataset, epochs: int, batch_size: int, learning_rate: float, seed: int,
