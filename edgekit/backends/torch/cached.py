@@ -74,6 +74,9 @@ def load(directory: Path, context, quantization_aware: bool = False):
     if (directory / SCRIPT).is_file():
         return loading.load_script(directory / SCRIPT, key="stage cache")
     if (directory / PROGRAM).is_file():
+        # a QAT graph holds quantized_decomposed ops, which torch registers only when this module is imported
+        import torch.ao.quantization.fx._decomposed  # noqa: F401
+
         module = loading.load_export(directory / PROGRAM, key="stage cache")
         if quantization_aware:
             from edgekit.backends.torch.qat import allow_train_eval

@@ -1,0 +1,121 @@
+"""Training on several workers end to end: `edgekit compress --workers 2` and the same recipe under
+torchrun (README's "Training on GPUs and clusters"), on torch's DistributedDataParallel over gloo
+on this machine's loopback. Each worker must really train on its own share of every batch, the
+files must be as good as one worker's, and a worker that dies must fail the run without touching
+the previous run directory.
+
+The recipe (recipes/digits_torch_qat.yaml) distills, prunes and fine-tunes with QAT: about 30 s
+on two workers here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, artifact_of, make_previous_run, read_report, run_edgekit, snapshot
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+RECIPE = "recipes/digits_torch_qat.yaml"
+TRAINED = ("distill", "prune", "quantize")
+
+
+def _trained_steps(report: dict) -> dict:
+    return {stage["name"]: stage["compute"] for stage in report["stages"] if stage["name"] in TRAINED}
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("one") / "run"
+    result = run_edgekit("compress", RECIPE, "--output", str(out), "-q", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    return read_report(out)
+
+
+def test_two_workers_each_train_their_share_and_the_files_match_one_worker(one_worker, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    result = run_edgekit("compress", RECIPE, "--output", str(out), "-q", "--workers", "2", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    report = read_report(out)
+    assert report["compute"]["workers"] == 2
+    alone, together = _trained_steps(one_worker), _trained_steps(report)
+    for name in TRAINED:
+        one, two = alone[name], together[name]
+        assert (two["global_batch"], two["worker_batch"]) == (one["global_batch"], one["global_batch"] // 2), name
+        assert len(two["steps"]) == 2 and two["steps"][0] == two["steps"][1] == one["steps"][0] > 0, name
+        assert min(two["samples"]) > 0.45 * one["samples"][0], name  # each worker saw its own half
+        assert abs(sum(two["samples"]) - one["samples"][0]) <= 2 * one["steps"][0], name
+    for name in ("model.onnx", "baseline.onnx"):
+        assert abs(artifact_of(report, name)["accuracy"] - artifact_of(one_worker, name)["accuracy"]) <= 0.01, name
+    assert not list(tmp_path.glob(".run.tmp-*"))
+
+    again = tmp_path / "again"  # worker 0 reuses every step from the cache; worker 1 loads the same entries
+    result = run_edgekit("compress", RECIPE, "--output", str(again), "-q", "--workers", "2", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    rerun = read_report(again)
+    assert all(stage.get("cached") for stage in rerun["stages"] if stage["name"] in TRAINED)
+    assert artifact_of(rerun, "model.onnx")["accuracy"] == artifact_of(report, "model.onnx")["accuracy"]
+
+
+def test_torchrun_starts_the_same_run_as_the_readme_shows(one_worker, tmp_path):
+    out = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2",
+               "-m", "edgekit.cli", "compress", RECIPE, "--output", str(out), "-q", "--no-cache"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("all gates passed") == 1  # only worker 0 reports
+    report = read_report(out)
+    assert report["compute"]["workers"] == 2
+    assert all(len(steps["steps"]) == 2 for steps in _trained_steps(report).values())
+    assert abs(artifact_of(report, "model.onnx")["accuracy"] - artifact_of(one_worker, "model.onnx")["accuracy"]) <= 0.01
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int) -> int | None:
+    """The pid of the launched worker whose environment says RANK=`rank`."""
+    children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(pid)
+    return None
+
+
+@pytest.mark.skipif(not shutil.which("pgrep") or not Path("/proc").exists(), reason="needs pgrep and /proc")
+def test_a_killed_worker_fails_the_run_with_exit_3_naming_it_and_the_previous_run_stays(tmp_path):
+    run = tmp_path / "run"
+    make_previous_run(run)
+    before = snapshot(run)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKIT_")}
+    launcher = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "compress", RECIPE, "--output", str(run), "-q",
+                                 "--workers", "2", "--no-cache"],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob(".run.tmp-*")):  # worker 0 made its staging directory: training starts
+            assert launcher.poll() is None and time.monotonic() < deadline, "the run never started training"
+            time.sleep(0.1)
+        time.sleep(1.0)  # into the distillation (about 8 s on two workers)
+        victim = _worker_pid(launcher, 1)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 3, stderr
+    assert f"worker 1 (pid {victim}) was killed by SIGKILL" in stderr
+    assert "Traceback" not in stderr and "gloo" not in stderr  # worker 0's lost connection is not the story
+    assert snapshot(run) == before
+    assert not list(tmp_path.glob(".run.*"))
