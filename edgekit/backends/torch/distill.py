@@ -9,7 +9,8 @@ give probabilities; their logs serve as logits (softmax is invariant to the cons
     >>> result.details["student_params"] < result.details["teacher_params"]
     True
 
-The teacher is a private clone in eval mode with gradients off, so the artifact's model is untouched.
+The teacher is a private clone in eval mode with gradients off, so the artifact's model is untouched;
+it trains alongside the student on the run's compute (`train.fit_module`'s `companions`).
 """
 
 from __future__ import annotations
@@ -91,13 +92,16 @@ def distillation_loss(student_out, teacher_out, y, temperature: float, alpha: fl
 
 
 def _frozen_forward(teacher) -> Callable:
-    """`teacher(x)` without gradients, in eval mode; a static-batch export gets padded chunks."""
+    """`teacher(x)` without gradients, in eval mode; a static-batch export gets padded chunks.
+
+    The outputs are float32: under mixed precision the teacher computes in 16 bits as the student
+    does (it runs inside the training step's autocast), but the loss compares in float32."""
     fixed = train.static_batch(teacher)
 
     def forward(x):
         with torch.no_grad():
             if not fixed:
-                return train._first_tensor(teacher(x)).detach()
+                return train._first_tensor(teacher(x)).detach().float()
             outs = []
             for i in range(0, len(x), fixed):
                 chunk = x[i:i + fixed]
@@ -105,7 +109,7 @@ def _frozen_forward(teacher) -> Callable:
                 if real < fixed:
                     chunk = torch.cat([chunk, chunk.new_zeros((fixed - real,) + tuple(chunk.shape[1:]))])
                 outs.append(train._first_tensor(teacher(chunk)).detach()[:real])
-            return torch.cat(outs)
+            return torch.cat(outs).float()
 
     return forward
 
@@ -154,7 +158,8 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
 
     last: dict = {}
     train.fit_module(student, ctx.dataset, config.epochs, config.batch_size, config.learning_rate, ctx.recipe.seed,
-                     progress=_recording(ctx.progress.task, last), description="distill", loss_fn=loss_fn)
+                     progress=_recording(ctx.progress.task, last), description="distill", loss_fn=loss_fn,
+                     companions=(teacher,))
     details = {"student": _student_name(student, config), "student_params": train.param_count(student),
                "teacher_params": train.param_count(artifact.model)}
     if last:

@@ -66,17 +66,12 @@ def place() -> tuple[int, int]:
     return 0, 1
 
 
-def wrap(model: nn.Module) -> nn.Module:
-    """`model` under DistributedDataParallel when there are several workers, else `model` itself.
-    The wrapper trains `model`'s own parameters; drop it after training."""
+def wrap(model: nn.Module, device: str) -> nn.Module:
+    """`model` (on `device`) under DistributedDataParallel when there are several workers, else
+    `model` itself. The wrapper trains `model`'s own parameters; drop it after training."""
     if place()[1] == 1:
         return model
     # a size-1 dimension gives a gradient other strides than its bucket's: harmless, and not the user's to act on
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    devices = [model_device(model)] if model_device(model).type == "cuda" else None
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=devices)
-
-
-def model_device(model: nn.Module) -> "torch.device":
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")

@@ -69,7 +69,7 @@ def magnitude_mask(weight: "torch.Tensor", sparsity: float) -> "torch.Tensor":
     """A 0/1 mask zeroing the `round(sparsity * n)` smallest magnitudes of `weight` (exactly that many)."""
     n = weight.numel()
     k = int(round(float(sparsity) * n))
-    mask = torch.ones(n, dtype=weight.dtype)
+    mask = torch.ones(n, dtype=weight.dtype, device=weight.device)
     if k > 0:
         order = torch.argsort(weight.detach().abs().reshape(-1), stable=True)
         mask[order[:min(k, n)]] = 0
@@ -123,9 +123,12 @@ class MaskSchedule:
         self.apply()
 
     def apply(self) -> None:
+        """Zero the masked weights. A mask computed before training moved the weights to a GPU moves
+        there once (and is kept there), so later steps multiply on the weight's own device."""
         with torch.no_grad():
-            for (_, weight), mask in zip(self.targets, self.masks):
-                weight.mul_(mask.to(weight.dtype))
+            for i, (_, weight) in enumerate(self.targets):
+                self.masks[i] = self.masks[i].to(weight.device, weight.dtype)
+                weight.mul_(self.masks[i])
 
     def after_step(self, model) -> None:
         self.step += 1

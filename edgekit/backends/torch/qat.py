@@ -17,6 +17,10 @@ The fine-tuned float weights (same parameter names in the prepared graph) are co
 of the input module, `artifact.qat.float_model`, which the ONNX exporter quantizes. When the input
 was pruned, its zeros are re-applied after every step (sparsity-preserving QAT, like TF-MOT's PQAT).
 
+Under mixed precision the graph's convs and matmuls compute in 16 bits (autocast applies to the
+aten ops a graph calls as to a module's), while its fake-quant and observer modules take float32
+inputs (`fake_quant_in_float32`): the fused fake-quant ops accept nothing else.
+
 Compatibility: LiteRT-Torch 0.10's conv-BN annotator hands torchao 0.18 a plain function where
 `torch.export` now needs a module; `_patch_litert_pattern_export` wraps it in torchao's
 `WrapperModule` (the same fix torchao's own XNNPACK quantizer uses). torchao's conv-BN fusion and
@@ -25,6 +29,9 @@ cuts their time about fourfold for BatchNorm models.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import numpy as np
 
@@ -148,6 +155,45 @@ def allow_train_eval(graph_module):
     return graph_module
 
 
+def _fake_quant_types() -> tuple:
+    """The base classes of fake-quant and observer modules: torchao's PT2E ones and torch.ao's."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+    from torchao.quantization.pt2e.observer import ObserverBase
+
+    types = [FakeQuantizeBase, ObserverBase]
+    try:
+        from torch.ao.quantization.fake_quantize import FakeQuantizeBase as AoFakeQuantizeBase
+        from torch.ao.quantization.observer import ObserverBase as AoObserverBase
+
+        types += [AoFakeQuantizeBase, AoObserverBase]
+    except ImportError:  # a torch without torch.ao.quantization
+        pass
+    return tuple(types)
+
+
+def _float32_input(_module, args):
+    """A forward pre-hook: the module's tensor inputs as float32 (others, and float32, unchanged)."""
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+@contextlib.contextmanager
+def fake_quant_in_float32(graph_module) -> Iterator[None]:
+    """Within the block, every fake-quant and observer module of the graph takes float32 inputs.
+
+    Under mixed precision the layer before a fake-quant computes in 16 bits (autocast), but the
+    fused observe-and-fake-quantize ops take only float32, and the ranges they learn should be
+    float32's. A forward pre-hook casts the input (a no-op when it already is float32); the next
+    layer computes in 16 bits again, as autocast casts its input back."""
+    types = _fake_quant_types()
+    hooks = [module.register_forward_pre_hook(_float32_input) for module in graph_module.modules()
+             if isinstance(module, types)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _zero_masks(model: nn.Module, names) -> dict:
     """{parameter name: 0/1 mask} for the weights of a pruned model that hold zeros."""
     masks = {}
@@ -191,13 +237,15 @@ def qat(artifact: Artifact, config, ctx) -> Artifact:
     def keep_zeros(model) -> None:
         with torch.no_grad():
             for name, mask in masks.items():
+                masks[name] = mask = mask.to(names[name].device)  # once, to the device training runs on
                 names[name].mul_(mask)
 
     base_loss = train.default_loss(source, ctx.recipe.task)  # the graph hides a final nn.Softmax
 
-    train.fit_module(prepared, ctx.dataset, config.epochs, config.batch_size, config.learning_rate, ctx.recipe.seed,
-                     progress=ctx.progress.task, description="quantization-aware training",
-                     loss_fn=lambda out, x, y: base_loss(out, y), after_step=keep_zeros if masks else None)
+    with fake_quant_in_float32(prepared):
+        train.fit_module(prepared, ctx.dataset, config.epochs, config.batch_size, config.learning_rate,
+                         ctx.recipe.seed, progress=ctx.progress.task, description="quantization-aware training",
+                         loss_fn=lambda out, x, y: base_loss(out, y), after_step=keep_zeros if masks else None)
     prepared.eval()
     float_model, fine_tuned = float_weights(prepared, float_model)
     converted = allow_train_eval(convert_pt2e(prepared, fold_quantize=False))

@@ -8,6 +8,14 @@ channels-last and are transposed to NCHW here (`layout.to_nchw`).
 `fit` trains a copy and never changes its input; stages that own a model (distillation, pruning,
 QAT) call `fit_module`, which trains in place and takes a `loss_fn` (distillation's loss) and an
 `after_step` hook (pruning re-applies its masks after every optimizer step).
+
+Training follows the run's compute (`computing`, `current`): the model, the modules its loss
+needs (`companions`: distillation's teacher) and every batch go to the compute's device, and come
+back to the CPU when training ends, even when it fails. Mixed precision runs each forward pass and
+loss under `torch.autocast` in the compute's 16-bit float (bfloat16 on the CPU, float16 on a GPU,
+whose gradients `torch.amp.GradScaler` scales); the weights stay float32 throughout, so what a
+stage returns is the same CPU float32 model float32 training gives, and exporters see no
+16-bit weights. Validation and `predict` run in float32 on whatever device the model is on.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import contextlib
 import contextvars
 import copy
 import io
+import itertools
 import random
 import warnings
 from typing import Callable, Iterator, Optional
@@ -50,6 +59,44 @@ def computing(compute: Compute) -> Iterator[None]:
 def current() -> Compute:
     """The compute the training functions use now (float32 on the CPU outside `computing`)."""
     return _COMPUTE.get()
+
+
+def device_of(model: nn.Module) -> "torch.device":
+    """The device of the model's first parameter or buffer (the CPU for a model with neither)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def placed(modules, device: str) -> Iterator[None]:
+    """`modules` on `device` within the block and on the CPU after it, also when the block raises,
+    so a stage never hands on a model left on a GPU. `Module.to` moves parameters in place: the
+    parameter objects an optimizer or a pruning mask holds stay the same."""
+    if torch.device(device).type == "cpu":
+        yield
+        return
+    try:
+        for module in modules:
+            module.to(device)
+        yield
+    finally:
+        for module in modules:
+            module.to("cpu")
+
+
+def autocasting(compute: Compute):
+    """The context a forward pass and its loss run in: autocast to the compute's 16-bit float
+    under mixed precision (weights stay float32; autocast casts their copies per op), else none."""
+    if not compute.mixed:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(compute.device).type, dtype=getattr(torch, compute.compute_dtype))
+
+
+def grad_scaler(compute: Compute):
+    """A `GradScaler` that scales the loss when float16 gradients would underflow, and is a
+    pass-through otherwise (float32, and bfloat16, which has float32's range)."""
+    return torch.amp.GradScaler(torch.device(compute.device).type, enabled=compute.loss_scaling)
 
 
 def set_seed(seed: int) -> None:
@@ -165,13 +212,15 @@ first_tensor = _first_tensor
 
 
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Float32 outputs for channels-last `x`, in eval mode and batches, without gradients."""
+    """Float32 outputs for channels-last `x`, in eval mode and batches, without gradients, on the
+    model's device (the CPU but while a stage trains on a GPU)."""
     if len(x) == 0:
         return np.zeros((0,), np.float32)
     was_training = bool(getattr(model, "training", False))
     set_mode(model, False)
     fixed = static_batch(model)
     batch_size = fixed or batch_size
+    device = device_of(model)
     outputs = []
     try:
         with torch.inference_mode():
@@ -180,7 +229,7 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarra
                 real = len(chunk)
                 if fixed and real < fixed:  # pad to the exported batch size, then drop the padding
                     chunk = np.concatenate([chunk, np.zeros((fixed - real,) + chunk.shape[1:], np.float32)])
-                out = _first_tensor(model(torch.from_numpy(chunk)))
+                out = _first_tensor(model(torch.from_numpy(chunk).to(device)))
                 outputs.append(out.detach().float().cpu().numpy()[:real])
     finally:
         if was_training:
@@ -235,13 +284,31 @@ def _validate(model, dataset) -> dict:
     return {"val_mae": _metric(out, y, dataset.task) / len(y)}
 
 
+def _step(model, xb, yb, loss_of: LossFn, optimizer, scaler, compute: Compute):
+    """One optimizer step on a batch; returns the batch's float32 outputs and loss, detached.
+
+    The forward pass and the loss run under `autocasting(compute)`; the outputs are cast to
+    float32 before the loss, so losses and metrics are computed in float32 whatever the compute."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocasting(compute):
+        out = _first_tensor(model(xb)).float()
+        loss = loss_of(out, xb, yb)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return out.detach(), loss.detach()
+
+
 def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning_rate: float, seed: int,
                progress=None, description: str = "train", loss_fn: Optional[LossFn] = None,
-               after_step: Optional[Callable[[nn.Module], None]] = None) -> None:
-    """Train `model` in place with Adam; it is left in eval mode.
+               after_step: Optional[Callable[[nn.Module], None]] = None, companions=()) -> None:
+    """Train `model` in place with Adam on the current compute (`current`); it is left in eval
+    mode, on the CPU, with float32 weights.
 
-    `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss; `after_step(model)` runs
-    after every optimizer step. The same seed gives the same batches and the same weights.
+    `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss: it gets float32 outputs
+    and batches on the compute's device. `after_step(model)` runs after every optimizer step.
+    `companions` are other modules the loss runs (distillation's teacher): they move to the device
+    and back with the model. The same seed gives the same batches and the same weights.
 
     In a group of several workers (`distributed.join`) every worker draws the same global batches
     and trains on its share of each (`split_batch`), under DistributedDataParallel; the steps and
@@ -249,6 +316,7 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     """
     from edgekit.backends.torch import distributed
 
+    compute = current()
     rank, workers = distributed.place()
     set_seed(seed)
     generator = torch.Generator().manual_seed(int(seed))
@@ -257,53 +325,52 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     y = _targets(dataset.y_train, task)
     n = len(x)
     base_loss = default_loss(model, task)
-    compute = loss_fn or (lambda out, xb, yb: base_loss(out, yb))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=float(learning_rate))
+    loss_of = loss_fn or (lambda out, xb, yb: base_loss(out, yb))
     batch_size = static_batch(model) or max(1, int(batch_size))
     _check_split(model, batch_size, workers)
-    trainer = distributed.wrap(model)
     tally = {"steps": 0, "samples": 0}
 
-    def run_epoch() -> dict:
-        set_mode(model, True)
-        order = torch.randperm(n, generator=generator)
-        tail = len(order) % batch_size
-        if static_batch(model):  # an exported program takes only full batches
-            order = order[:len(order) - tail]
-        elif n > tail and 0 < tail < 2 * workers:  # each worker's part of the last batch needs 2 samples for BatchNorm
-            order = order[:-tail]
-        loss_sum = metric_sum = seen = 0.0
-        for start in range(0, len(order), batch_size):
-            index = split_batch(order[start:start + batch_size], rank, workers)
-            xb, yb = x[index], y[index]
-            optimizer.zero_grad(set_to_none=True)
-            out = _first_tensor(trainer(xb))
-            loss = compute(out, xb, yb)
-            loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                after_step(model)
-            loss_sum += float(loss.detach()) * len(index)
-            metric_sum += _metric(out.detach(), yb, task)
-            seen += len(index)
-            tally["steps"] += 1
-            tally["samples"] += len(index)
-        set_mode(model, False)
-        seen = max(seen, 1.0)
-        logs = {"loss": loss_sum / seen, ("accuracy" if task == "classification" else "mae"): metric_sum / seen}
-        return {**logs, **_validate(model, dataset)}
+    with placed((model, *companions), compute.device):
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=float(learning_rate))
+        scaler = grad_scaler(compute)
+        trainer = distributed.wrap(model, compute.device)
 
-    try:
-        if progress is None:
-            for _ in range(int(epochs)):
-                run_epoch()
-        else:
-            with progress(description, int(epochs)) as advance:
+        def run_epoch() -> dict:
+            set_mode(model, True)
+            order = torch.randperm(n, generator=generator)
+            tail = len(order) % batch_size
+            if static_batch(model):  # an exported program takes only full batches
+                order = order[:len(order) - tail]
+            elif n > tail and 0 < tail < 2 * workers:  # each worker's share of the last batch needs 2 samples for BatchNorm
+                order = order[:-tail]
+            loss_sum = metric_sum = seen = 0.0
+            for start in range(0, len(order), batch_size):
+                index = split_batch(order[start:start + batch_size], rank, workers)
+                xb, yb = x[index].to(compute.device), y[index].to(compute.device)
+                out, loss = _step(trainer, xb, yb, loss_of, optimizer, scaler, compute)
+                if after_step is not None:
+                    after_step(model)
+                loss_sum += float(loss) * len(index)
+                metric_sum += _metric(out, yb, task)
+                seen += len(index)
+                tally["steps"] += 1
+                tally["samples"] += len(index)
+            set_mode(model, False)
+            seen = max(seen, 1.0)
+            logs = {"loss": loss_sum / seen, ("accuracy" if task == "classification" else "mae"): metric_sum / seen}
+            return {**logs, **_validate(model, dataset)}
+
+        try:
+            if progress is None:
                 for _ in range(int(epochs)):
-                    advance(1, **run_epoch())
-    finally:
-        set_mode(model, False)
+                    run_epoch()
+            else:
+                with progress(description, int(epochs)) as advance:
+                    for _ in range(int(epochs)):
+                        advance(1, **run_epoch())
+        finally:
+            set_mode(model, False)
     count(tally["steps"], tally["samples"], batch_size, -(-batch_size // workers))
 
 
@@ -328,5 +395,6 @@ def steps_per_epoch(dataset, batch_size: int) -> int:
     return max(1, int(np.ceil(len(dataset.x_train) / batch_size)))
 
 
-__all__ = ["clone", "default_loss", "first_tensor", "fit", "fit_module", "input_placeholder", "param_count", "predict", "set_mode", "set_seed",
-           "static_batch", "steps_per_epoch"]
+__all__ = ["autocasting", "clone", "computing", "current", "default_loss", "device_of", "first_tensor", "fit",
+           "fit_module", "grad_scaler", "input_placeholder", "param_count", "placed", "predict", "set_mode",
+           "set_seed", "static_batch", "steps_per_epoch"]
