@@ -32,10 +32,10 @@ def _trained_steps(report: dict) -> dict:
     return {stage["name"]: stage["compute"] for stage in report["stages"] if stage["name"] in TRAINED}
 
 
-@pytest.fixture(scope="module")
-def one_worker(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("one") / "run"
-    result = run_edgekit("compress", RECIPE, "--output", str(out), "-q", "--no-cache")
+@pytest.fixture
+def one_worker(example_run) -> dict:
+    """The recipe on one process (the run tests/e2e/test_recipes.py checks too)."""
+    out, result = example_run(Path(RECIPE).name)
     assert result.returncode == 0, result.stderr
     return read_report(out)
 
