@@ -75,6 +75,11 @@ class QuantizeConfig(StageConfig):
         "gru": "TF-MOT's quantization-aware training cannot rebuild a model holding a GRU ('Unable to clone "
                "model'). Use quantize: {method: ptq, precision: int8} or precision: dynamic instead.",
     }}}
+    compute_refusals: ClassVar[dict] = {"quantize.qat": {"keras": {
+        "mixed": "TF-MOT's fake-quantization ops (FakeQuantWithMinMaxVars) take float32 tensors only, not the "
+                 "bfloat16 or float16 that mixed precision computes in. Set compute.precision: float32 (or "
+                 "--precision float32), or use quantize: {method: ptq, precision: int8}, which does not train.",
+    }}}
 
     method: Literal["ptq", "qat"] = "ptq"
     precision: Literal[tuple(PLANS)] = "int8"  # type: ignore[valid-type]

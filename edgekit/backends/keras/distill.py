@@ -3,6 +3,10 @@
 Classification loss (Hinton et al.): alpha · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha) · CE(y, s).
 Regression: alpha · MSE(t, s) + (1 − alpha) · MSE(y, s). Teachers that end in a softmax give
 probabilities; their logs serve as logits (softmax is invariant to the constant they differ by).
+
+Under mixed precision student and teacher are `train.training_copy`s computing in 16 bits; the loss
+casts both outputs to float32 (a 16-bit softmax and log lose the small probabilities the soft targets
+carry), and the student returned is float32 (`train.float_copy`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Distiller(keras.Model):
         return tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0)) if probabilities else outputs
 
     def _loss(self, y, teacher_out, student_out):
+        """The distillation loss per sample, computed in float32 whatever the models compute in."""
+        teacher_out, student_out = tf.cast(teacher_out, tf.float32), tf.cast(student_out, tf.float32)
         if self.task == "regression":
             mse = keras.losses.mean_squared_error
             return self.alpha * mse(teacher_out, student_out) + (1 - self.alpha) * mse(tf.cast(y, student_out.dtype), student_out)
@@ -51,8 +57,8 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             student_out = self.student(x, training=True)
             loss = tf.reduce_mean(self._loss(y, teacher_out, student_out))
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        # minimize scales the loss and unscales the gradients when the optimizer is a LossScaleOptimizer
+        self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
         self.loss_tracker.update_state(loss)
         self.quality.update_state(y, student_out)
         return {m.name: m.result() for m in self.metrics}
@@ -83,13 +89,15 @@ def make_student(config, teacher, dataset, recipe):
                      int(teacher.output_shape[-1]), recipe.task)
 
 
+@train.on_device
 def distill(artifact: Artifact, config, ctx) -> Artifact:
-    """Train a student on the dataset with the frozen teacher `artifact.model`; the teacher is untouched."""
-    teacher = train.clone(artifact.model)
-    student = make_student(config, teacher, ctx.dataset, ctx.recipe)
+    """Train a student on the dataset with the frozen teacher `artifact.model`, under the current
+    compute; the teacher is untouched and the student returned is float32."""
+    teacher = train.training_copy(artifact.model)
+    student = train.training_copy(make_student(config, artifact.model, ctx.dataset, ctx.recipe))
     distiller = Distiller(student, teacher, config.temperature, config.alpha, ctx.recipe.task)
     keras.utils.set_random_seed(ctx.recipe.seed)
-    distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    distiller.compile(optimizer=train.optimizer(config.learning_rate))
     data = ctx.dataset
     validation = (data.x_val, data.y_val) if len(data.x_val) else None
     with ctx.progress.task("distill", config.epochs) as advance:
@@ -99,4 +107,4 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
     details = {"student": student.name, "student_params": int(student.count_params()),
                "teacher_params": int(artifact.model.count_params()),
                "final_epoch": {k: round(float(v[-1]), 5) for k, v in history.history.items()}}
-    return artifact.evolve("distill", model=student, details=details)
+    return artifact.evolve("distill", model=train.float_copy(student), details=details)

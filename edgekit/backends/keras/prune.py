@@ -6,7 +6,9 @@
   input width allows it; others are left dense and listed in the report.
 - channels: the lowest-norm filters and the matching inputs of the next layer are removed, giving a
   smaller dense model that is then fine-tuned (`channels.prune_channels`).
-TF-MOT wrappers share layers with the model they wrap, so the input model is cloned first.
+TF-MOT wrappers share layers with the model they wrap, so the input model is cloned first (as a
+`train.training_copy`, in the run's precision); each wrapper takes its layer's dtype policy, since it
+runs the layer's `call` itself. The model returned is float32 (`train.float_copy`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _m_by_n_applicable(layer) -> bool:
 def _wrap(model, config, total_steps: int):
     """A copy of `model` with its prunable layers wrapped; returns (model, wrapped names, skipped names).
 
-    The layers of a private clone are wrapped (and shared) in place, so `model` itself is untouched."""
+    The layers of a private training copy are wrapped (and shared) in place, so `model` itself is
+    untouched. A wrapper computes in its own policy, so it is given its layer's (mixed or float32)."""
     mot = tfmot().sparsity.keras
     wrapped, skipped = [], []
     options = {"sparsity_m_by_n": (2, 4)} if config.structure == "2:4" else {}
@@ -53,9 +56,10 @@ def _wrap(model, config, total_steps: int):
             skipped.append(layer.name)
             return layer
         wrapped.append(layer.name)
-        return mot.prune_low_magnitude(layer, pruning_schedule=_schedule(config, total_steps), **options)
+        return mot.prune_low_magnitude(layer, pruning_schedule=_schedule(config, total_steps),
+                                       dtype=layer.dtype_policy, **options)
 
-    return keras.models.clone_model(train.clone(model), clone_function=wrap), wrapped, skipped
+    return keras.models.clone_model(train.training_copy(model), clone_function=wrap), wrapped, skipped
 
 
 def _magnitude(artifact: Artifact, config, ctx) -> Artifact:
@@ -65,7 +69,7 @@ def _magnitude(artifact: Artifact, config, ctx) -> Artifact:
     train.compile_and_fit(wrapped_model, data, config.epochs, config.batch_size, config.learning_rate,
                           ctx.recipe.seed, ctx.progress.task, f"prune {config.structure}",
                           callbacks=[tfmot().sparsity.keras.UpdatePruningStep()])
-    stripped = tfmot().sparsity.keras.strip_pruning(wrapped_model)
+    stripped = train.float_copy(tfmot().sparsity.keras.strip_pruning(wrapped_model))
     details = {"structure": config.structure, "target_sparsity": config.sparsity, "pruned_layers": wrapped,
                "left_dense": skipped}
     return artifact.evolve("prune", model=stripped, pruned=config.structure, details=details)
@@ -83,5 +87,6 @@ def _channels(artifact: Artifact, config, ctx) -> Artifact:
 STRUCTURES = {"unstructured": _magnitude, "2:4": _magnitude, "channels": _channels}
 
 
+@train.on_device
 def prune(artifact: Artifact, config, ctx) -> Artifact:
     return STRUCTURES[config.structure](artifact, config, ctx)

@@ -4,6 +4,9 @@ The scheme follows the artifact's history, as TF-MOT's collaborative optimizatio
 prune + cluster → PCQAT, cluster → CQAT, prune → PQAT, otherwise the default 8-bit scheme. The
 QAT model keeps its fake-quant ranges; the TFLite converter turns them into a full-integer model
 and tf2onnx into QDQ nodes, so both files carry the trained quantization.
+
+QAT trains in float32 on the run's device: TF-MOT's fake-quantization ops take float32 tensors only,
+so `QuantizeConfig.compute_refusals` refuses `compute.precision: mixed` at validation.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def _scheme(artifact: Artifact):
     return "QAT (default 8-bit)", mot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
 
+@train.on_device
 def qat(artifact: Artifact, config, ctx) -> Artifact:
     mot = tfmot().quantization.keras
     name, scheme = _scheme(artifact)

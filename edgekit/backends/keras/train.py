@@ -2,20 +2,29 @@
 
 Classification models train with sparse categorical cross-entropy on their logits (or on their
 probabilities, for loaded models that end in a softmax); regression models with mean squared error.
-`fit` trains a clone: the model passed in is never changed. Stages that wrap a model (TF-MOT) clone
-first and then call `compile_and_fit` on the wrapper they own.
+`fit` trains a clone: the model passed in is never changed. Stages that wrap a model (TF-MOT) take a
+`training_copy` first and then call `compile_and_fit` on the wrapper they own.
+
+Compute (`computing`, read back with `current`): training runs on the compute's device (`on_device`:
+`tf.device("/GPU:N")` or the CPU). Mixed precision never touches Keras' global policy (exports and
+measurements run float32): `training_copy` rebuilds the model with each layer under the
+`mixed_bfloat16` (CPU) or `mixed_float16` (GPU) policy, its float32 tail (the output layer and a
+softmax after it, as TensorFlow's mixed-precision guide keeps them) excepted; the variables stay
+float32, so `float_copy` hands back a float32 model with the trained weights. float16 adds loss
+scaling (`optimizer`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from typing import Iterator
 
 import numpy as np
 
 from edgekit.backends.keras.compat import keras, tf
-from edgekit.compute import CPU, Compute
+from edgekit.compute import CPU, Compute, gpu_index
 
 _COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
 
@@ -38,6 +47,93 @@ def computing(compute: Compute) -> Iterator[None]:
 def current() -> Compute:
     """The compute the training functions use now (float32 on the CPU outside `computing`)."""
     return _COMPUTE.get()
+
+
+def device_name(compute: Compute) -> str:
+    """The TensorFlow device `compute` trains on: "/GPU:N" for "cuda:N", else "/CPU:0"."""
+    return f"/GPU:{gpu_index(compute.device)}" if compute.on_gpu else "/CPU:0"
+
+
+def on_device(function):
+    """Run `function` under `tf.device` of the current compute, so the variables it builds (models,
+    TF-MOT wrappers, optimizer slots) and the steps it trains sit on that device: a visible GPU is
+    not used when the compute says cpu, and "cuda:1" is not GPU 0."""
+
+    @functools.wraps(function)
+    def placed(*args, **kwargs):
+        with tf.device(device_name(current())):
+            return function(*args, **kwargs)
+
+    return placed
+
+
+def policy_name(compute: Compute) -> str:
+    """The Keras dtype policy of `compute`'s layers: float32, mixed_bfloat16 or mixed_float16."""
+    return f"mixed_{compute.compute_dtype}" if compute.mixed else "float32"
+
+
+def _inbound_layers(layer) -> list:
+    return [inbound for node in layer._inbound_nodes for inbound in tf.nest.flatten(node.inbound_layers)]
+
+
+def float_tail(model) -> set[str]:
+    """Names of the layers that stay float32 in a mixed-precision copy: each layer producing an output
+    and, back from it through layers without weights (softmax, activation, reshape), the first layer
+    with weights, the logits. The outputs and the loss are then computed in float32, as TensorFlow's
+    mixed-precision guide recommends (a 16-bit softmax loses the small probabilities)."""
+    names: set[str] = set()
+    pending = [tensor._keras_history.layer for tensor in model.outputs]
+    while pending:
+        layer = pending.pop()
+        if layer.name in names:
+            continue
+        names.add(layer.name)
+        if not layer.weights:
+            pending.extend(_inbound_layers(layer))
+    return names
+
+
+def with_policy(model, policy: str):
+    """A copy of `model` with the same weights whose layers (nested models' too) are rebuilt from their
+    configs under dtype policy `policy`, its `float_tail` under float32. Variables are float32 under
+    every policy, so the weights move between the copies unchanged."""
+    tail = float_tail(model)
+
+    def rebuild(layer):
+        if isinstance(layer, keras.Model):
+            return with_policy(layer, policy)
+        config = layer.get_config()
+        config["dtype"] = keras.mixed_precision.Policy("float32" if layer.name in tail else policy)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=rebuild)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def training_copy(model):
+    """An independent copy of `model` to train under the current compute: a plain `clone` in
+    float32, else a `with_policy` copy computing in mixed precision."""
+    compute = current()
+    return with_policy(model, policy_name(compute)) if compute.mixed else clone(model)
+
+
+def is_float32(model) -> bool:
+    """True when every layer of `model` (nested ones included) has the float32 policy."""
+    return all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers(include_self=False))
+
+
+def float_copy(model):
+    """`model` with the float32 policy throughout, as every stage returns it (exports and the float
+    baseline read float32 models): `model` itself when it is, else a float32 copy of its weights."""
+    return model if is_float32(model) else with_policy(model, "float32")
+
+
+def optimizer(learning_rate: float):
+    """Adam, wrapped in a `LossScaleOptimizer` when the current compute trains in float16 (whose small
+    gradients underflow unless the loss is scaled up first; bfloat16 has float32's range)."""
+    adam = keras.optimizers.Adam(learning_rate)
+    return keras.mixed_precision.LossScaleOptimizer(adam) if current().loss_scaling else adam
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -74,12 +170,14 @@ def loss_and_metrics(task: str, model=None):
     return keras.losses.MeanSquaredError(), ["mae"]
 
 
+@on_device
 def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None,
                     description="train", callbacks=(), loss=None):
-    """Compile `model` with Adam and train it in place on the train split; returns the history."""
+    """Compile `model` with Adam and train it in place on the train split, on the current compute's
+    device (a `training_copy` computes in its precision); returns the history."""
     keras.utils.set_random_seed(seed)
     default_loss, metrics = loss_and_metrics(dataset.task, model)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or default_loss, metrics=metrics)
+    model.compile(optimizer=optimizer(learning_rate), loss=loss or default_loss, metrics=metrics)
     validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
     kwargs = dict(epochs=epochs, batch_size=batch_size, validation_data=validation, verbose=0, shuffle=True)
     if progress is None:
@@ -89,11 +187,13 @@ def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, pro
                          callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
 
 
+@on_device
 def fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train"):
-    """Train a copy of `model` on the dataset's train split, validating on its validation split."""
-    trained = clone(model)
+    """Train a copy of `model` on the dataset's train split, validating on its validation split, under
+    the current compute; the copy returned is float32."""
+    trained = training_copy(model)
     compile_and_fit(trained, dataset, epochs, batch_size, learning_rate, seed, progress, description)
-    return trained
+    return float_copy(trained)
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

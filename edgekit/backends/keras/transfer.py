@@ -102,11 +102,13 @@ def _freeze(model, freeze: str) -> None:
         layer.trainable = freeze != "base" and not isinstance(layer, L.BatchNormalization)
 
 
+@train.on_device
 def fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train", freeze="base"):
-    """Train a copy of `model` with the base frozen (`base`) or only its BatchNorm frozen (`norm`)."""
-    trained = train.clone(model)
+    """Train a copy of `model` with the base frozen (`base`) or only its BatchNorm frozen (`norm`),
+    under the current compute (`train.training_copy`); the copy returned is float32."""
+    trained = train.training_copy(model)
     _freeze(trained, freeze)
     train.compile_and_fit(trained, dataset, epochs, batch_size, learning_rate, seed, progress, description)
     for layer in trained.layers:
         layer.trainable = True
-    return trained
+    return train.float_copy(trained)
