@@ -103,7 +103,8 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
     with ctx.progress.task("distill", config.epochs) as advance:
         history = distiller.fit(data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size,
                                 validation_data=validation, verbose=0, shuffle=True,
-                                callbacks=[train.ProgressCallback(advance)])
+                                callbacks=[train.ProgressCallback(advance),
+                                           train.StepCounter(len(data.x_train), config.batch_size)])
     details = {"student": student.name, "student_params": int(student.count_params()),
                "teacher_params": int(artifact.model.count_params()),
                "final_epoch": {k: round(float(v[-1]), 5) for k, v in history.history.items()}}

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.backends.keras.compat import keras, tf
-from edgekit.compute import CPU, Compute, gpu_index
+from edgekit.compute import CPU, Compute, count, gpu_index
 
 _COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
 
@@ -170,6 +170,25 @@ def loss_and_metrics(task: str, model=None):
     return keras.losses.MeanSquaredError(), ["mae"]
 
 
+class StepCounter(keras.callbacks.Callback):
+    """Counts the optimizer steps and samples a `fit` trained, for the report
+    (`edgekit.compute.count`): Keras' `fit` on arrays runs every sample once per epoch."""
+
+    def __init__(self, samples: int, batch_size: int):
+        super().__init__()
+        self._samples, self._batch_size = int(samples), int(batch_size)
+        self._steps = self._epochs = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epochs += 1
+
+    def on_train_end(self, logs=None):
+        count(self._steps, self._samples * self._epochs, self._batch_size, self._batch_size)
+
+
 @on_device
 def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, progress=None,
                     description="train", callbacks=(), loss=None):
@@ -180,11 +199,11 @@ def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, pro
     model.compile(optimizer=optimizer(learning_rate), loss=loss or default_loss, metrics=metrics)
     validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
     kwargs = dict(epochs=epochs, batch_size=batch_size, validation_data=validation, verbose=0, shuffle=True)
+    callbacks = [*callbacks, StepCounter(len(dataset.x_train), batch_size)]
     if progress is None:
-        return model.fit(dataset.x_train, dataset.y_train, callbacks=list(callbacks), **kwargs)
+        return model.fit(dataset.x_train, dataset.y_train, callbacks=callbacks, **kwargs)
     with progress(description, epochs) as advance:
-        return model.fit(dataset.x_train, dataset.y_train,
-                         callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
+        return model.fit(dataset.x_train, dataset.y_train, callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
 
 
 @on_device
