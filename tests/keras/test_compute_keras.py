@@ -261,8 +261,10 @@ def test_compress_with_precision_mixed_reports_it_and_exports_float32(tmp_path):
                          "-q", timeout=300)
     assert result.returncode == 0, result.stderr
     report = read_report(out)
-    mixed = {"device": "cpu", "precision": "mixed", "compute_dtype": "bfloat16"}
-    assert report["compute"] == mixed and stage_of(report, "prune")["compute"] == mixed
+    mixed = {"device": "cpu", "precision": "mixed", "workers": 1, "compute_dtype": "bfloat16"}
+    prune = stage_of(report, "prune")["compute"]
+    assert report["compute"] == mixed and {key: prune[key] for key in mixed} == mixed
+    assert prune["steps"][0] > 0 and prune["global_batch"] == prune["worker_batch"]
     from ai_edge_litert.interpreter import Interpreter
 
     for name in ("model.tflite", "baseline.tflite"):

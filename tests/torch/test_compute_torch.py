@@ -222,7 +222,7 @@ def test_compress_with_precision_mixed_reports_it_and_exports_no_16_bit_weights(
     assert result.returncode == 0, result.stderr
     report = read_report(out)
     assert report["framework"] == "torch"
-    assert report["compute"] == {"device": "cpu", "precision": "mixed", "compute_dtype": "bfloat16"}
+    assert report["compute"] == {"device": "cpu", "precision": "mixed", "workers": 1, "compute_dtype": "bfloat16"}
     files = {path.name: path for path in out.rglob("*.onnx")}
     dtypes = {name: {t.data_type for t in onnx.load(str(path)).graph.initializer} for name, path in files.items()}
     assert {"baseline.onnx", "model.onnx"} <= set(dtypes)
