@@ -146,14 +146,14 @@ def _decoded(root: Path, files_train: list[Path], files_test: list[Path], image_
     train, test = folder / "train.npy", folder / "test.npy"
     if not (train.is_file() and test.is_file()):
         mode = "L" if all(_mode(f) in GRAY_MODES for f in files_train + files_test) else "RGB"
+        h, w = image_size
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            for path, files in ((train, files_train), (test, files_test)):
+                write_rows(path, _pixels(files, image_size, mode), len(files), (h, w, 1 if mode == "L" else 3), np.uint8)
         except OSError as exc:
-            raise InputError(f"data.path {root}: cannot create the decoded-image cache {folder} ({exc}). Set "
-                             "$EDGEKIT_CACHE_DIR to a writable folder.") from None
-        for path, files in ((train, files_train), (test, files_test)):
-            h, w = image_size
-            write_rows(path, _pixels(files, image_size, mode), len(files), (h, w, 1 if mode == "L" else 3), np.uint8)
+            raise InputError(f"data.path {root}: cannot write the decoded images to {folder} ({exc}). Free some "
+                             "disk space, or set $EDGEKIT_CACHE_DIR (or --cache-dir) to a writable folder.") from None
     return DiskArray(train), DiskArray(test)
 
 
