@@ -4,6 +4,7 @@ row, and an image folder streams the same samples the in-memory decode gave (no 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,7 @@ def test_dataset_from_an_image_folder_keeps_splits_on_disk(tmp_path, monkeypatch
     again = load_dataset(config, "classification", seed=3, resolve=Path)
     assert ds.fingerprint() == again.fingerprint()
     assert np.array_equal(np.asarray(ds.x_val), np.asarray(again.x_val)) and np.array_equal(ds.x_calib, again.x_calib)
+    shutil.rmtree(tmp_path / "cache")  # decoded afresh: the same content keeps the same fingerprint (stage cache keys)
+    assert load_dataset(config, "classification", seed=3, resolve=Path).fingerprint() == ds.fingerprint()
+    other = load_dataset(config, "classification", seed=4, resolve=Path)
+    assert other.fingerprint() != ds.fingerprint()  # another seed, other validation rows
