@@ -28,3 +28,17 @@ def test_training_on_a_streamed_image_folder_matches_in_memory(tmp_path, monkeyp
     assert np.array_equal(a, b)
     accuracy = float((a.argmax(-1) == streamed.y_test).mean())
     assert accuracy > 0.5
+
+
+def test_a_workers_share_of_a_batch_reads_the_same_rows(tmp_path, monkeypatch):
+    from edgekit.compute import split_batch
+
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    streamed, in_memory = image_folder_dataset(pattern_image_folder(tmp_path / "imgs", 60))
+    order = torch.randperm(len(streamed.x_train), generator=torch.Generator().manual_seed(0))
+    disk, memory = train._row_reader(streamed.x_train), train._row_reader(in_memory.x_train)
+    for rank in range(2):
+        index = split_batch(order[4:20], rank, 2)
+        rows = disk(index)
+        assert rows.shape == (8, 3, 16, 16) and rows.dtype == torch.float32
+        assert torch.equal(rows, memory(index))
