@@ -209,14 +209,17 @@ def _channels_last(x: np.ndarray, layout: str) -> np.ndarray:
 def _preprocess(x: np.ndarray, scale: float, offset: float, split: str, where: str) -> np.ndarray:
     """`x * scale + offset` as a fresh C-contiguous float32 array; NaN or inf anywhere is an error.
 
-    A DiskArray (uint8 pixels) gets the same arithmetic as a lazy transform (`Scaled`); its values
-    are finite, so only the extremes 0 and 255 are checked for overflow."""
+    A DiskArray (decoded pixels, uint8) gets the same arithmetic as a lazy transform (`Scaled`); its
+    values are finite, so only the extremes of its dtype are checked for overflow."""
     for key, value in (("scale", scale), ("offset", offset)):
         if not np.isfinite(value):
             raise InputError(f"data.{key} is {value}; it must be a finite number (inputs become x * scale + offset).")
     if isinstance(x, DiskArray):
         scaled = Scaled(scale, offset)
-        if not np.isfinite(scaled(np.array([0, np.iinfo(np.uint8).max], np.uint8))).all():
+        limits = np.iinfo(x.dtype) if np.issubdtype(x.dtype, np.integer) else np.finfo(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(scaled(np.array([limits.min, limits.max], x.dtype))).all()
+        if not finite:
             raise InputError(f"{where}: x_{split} overflows float32 after x * {scale} + {offset}; check data.scale "
                              "and data.offset.")
         return x.map(scaled)

@@ -181,3 +181,13 @@ def test_dataset_from_an_image_folder_keeps_splits_on_disk(tmp_path, monkeypatch
     assert load_dataset(config, "classification", seed=3, resolve=Path).fingerprint() == ds.fingerprint()
     other = load_dataset(config, "classification", seed=4, resolve=Path)
     assert other.fingerprint() != ds.fingerprint()  # another seed, other validation rows
+
+
+def test_a_scale_that_overflows_decoded_pixels_is_an_input_error(tmp_path, monkeypatch):
+    from edgekit.errors import InputError
+
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    root = image_folder(tmp_path / "imgs", per_class=3)
+    config = DataConfig(source="image_folder", path=str(root), image_size=[4, 4], scale=1e37, calibration_samples=2)
+    with pytest.raises(InputError, match="overflows float32"):
+        load_dataset(config, "classification", seed=0, resolve=Path)
