@@ -43,7 +43,8 @@ from common import ROOT, cpuinfo  # noqa: E402
 #: section name -> module (in the order they run: the subprocess-timed sections first)
 SECTIONS = {"cli": "cli_speed", "tfmot": "tfmot_chain", "cache": "cache_speed", "compression": "compression",
             "limits": "limits", "scale": "scale", "families": "families",
-            "accuracy_control": "accuracy_control", "search": "search_workers", "training": "training"}
+            "accuracy_control": "accuracy_control", "search": "search_workers", "training": "training",
+            "streaming": "streaming"}
 
 
 def machine() -> dict:

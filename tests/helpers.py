@@ -269,3 +269,38 @@ def rescale_outlier_channel(framework: str, model, first: str, second: str, data
     activations `factor` times larger than the rest, which ruins a per-tensor int8 activation scale.
     Returns the channel. (benchmarks/accuracy_control.py builds its models with it too.)"""
     return _RESCALE[framework](model, first, second, data, factor)
+
+
+def pattern_image_folder(root: Path, count: int, classes: int = 4, side: int = 16, seed: int = 0) -> Path:
+    """`count` RGB PNGs in one sub-folder per class: class c has stripes of period c + 2, in its own
+    colour, under noise, so a small CNN learns it in an epoch or two but not perfectly."""
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(side)[:, None]
+    for i in range(count):
+        c = i % classes
+        stripes = ((rows + np.zeros((1, side))) // 1 % (c + 2) == 0).astype(np.float32)
+        colour = np.array([(c * 70) % 256, (c * 130 + 60) % 256, (255 - c * 50) % 256], np.float32)
+        pixels = stripes[..., None] * colour + rng.normal(0, 60, (side, side, 3))
+        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / f"class{c}" / f"{i:05d}.png")
+    return root
+
+
+def image_folder_dataset(root: Path, side: int = 16, seed: int = 0, validation: float = 0.1):
+    """(streamed, in_memory): the Dataset edgekit loads from `root` (splits on disk) and the same
+    Dataset with every split read into memory."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgekit.data import load_dataset
+    from edgekit.recipe import DataConfig
+
+    config = DataConfig(source="image_folder", path=str(root), image_size=[side, side], scale=1 / 255,
+                        validation_split=validation, calibration_samples=32)
+    streamed = load_dataset(config, "classification", seed=seed, resolve=Path)
+    in_memory = dataclasses.replace(streamed, **{k: np.asarray(getattr(streamed, k)) for k in ("x_train", "x_val", "x_test")})
+    return streamed, in_memory

@@ -3,7 +3,9 @@
 Arrays are float32, already preprocessed (`x * scale + offset`) and in the canonical channels-last
 layout (NHWC for images; `(n, features)` or `(n, steps, features)` otherwise). Backends whose models
 want another layout (torch: NCHW) transpose at their own boundary, so data code never needs to know
-which framework will consume it.
+which framework will consume it. An image folder's x splits are `DiskArray`s (`ondisk.py`) with the
+same shape, dtype and values, read a batch at a time; code that needs a whole split checks
+`ondisk.on_disk` and iterates instead.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ class Dataset:
         }
 
     def fingerprint(self) -> str:
-        """A sha256 over every array, for cache keys."""
+        """A sha256 over every array, for cache keys (a DiskArray contributes its `digest`, which names
+        its file, rows and preprocessing, rather than all its bytes)."""
         digest = hashlib.sha256()
         for array in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test, self.x_calib):
             digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(array.digest().encode() if hasattr(array, "digest") else np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()

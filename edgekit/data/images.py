@@ -9,25 +9,46 @@ Without train/ and test/ the images are split 80/20, stratified by class, with a
 test set never depends on the recipe seed. Images are resized to `image_size: [h, w]` (bilinear)
 and kept as 0..255 floats; `scale`/`offset` are applied later with every other source. The channel
 count follows the data: one channel when every image is grayscale, else all are converted to RGB.
+
+The folder is decoded once, one image at a time, into an .npy file per split (uint8 pixels) in a
+cache directory named by the folder's fingerprint (`fingerprint`); later loads of the unchanged
+folder reuse the files. The splits come back as `DiskArray`s, read a batch at a time by training,
+prediction and evaluation, so memory does not grow with the number of images.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.data.ondisk import DiskArray, write_rows
 from edgekit.data.splits import rng, split_indices
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # Grayscale modes (LA is gray with alpha, which is dropped); anything else is converted to RGB.
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 TEST_FRACTION = 0.2
+#: bumped when the cached files' content changes meaning, so older caches are not reused
+CACHE_FORMAT = 1
 
 
-def load_image_folder(root: Path, image_size: tuple[int, int]):
-    """(x_train, y_train, x_test, y_test, class names, description); x is (n, h, w, 1 or 3) float32 0..255."""
+def default_cache_dir() -> Path:
+    """Where decoded image folders are kept without a stage cache root: $EDGEKIT_CACHE_DIR/data, else
+    $XDG_CACHE_HOME/edgekit/data, else ~/.cache/edgekit/data (the stage cache's root, plus data/)."""
+    if os.environ.get("EDGEKIT_CACHE_DIR"):
+        return Path(os.environ["EDGEKIT_CACHE_DIR"]).expanduser() / "data"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit" / "data"
+
+
+def load_image_folder(root: Path, image_size: tuple[int, int], cache_dir: Optional[Path] = None):
+    """(x_train, y_train, x_test, y_test, class names, description); x is a (n, h, w, 1 or 3)
+    `DiskArray` of 0..255 pixels (uint8 on disk, float32 once `scale`/`offset` apply) decoded into
+    `cache_dir` (default `default_cache_dir()`)."""
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise InputError(
@@ -53,9 +74,8 @@ def load_image_folder(root: Path, image_size: tuple[int, int]):
         files_train, y_train = [files[i] for i in keep], labels[keep]
         files_test, y_test = [files[i] for i in held], labels[held]
         how = "fixed stratified 80/20 split"
-    mode = "L" if all(_mode(f) in GRAY_MODES for f in files_train + files_test) else "RGB"
-    x_train = _read_all(files_train, image_size, mode)
-    x_test = _read_all(files_test, image_size, mode)
+    x_train, x_test = _decoded(root, files_train, files_test, image_size, Path(cache_dir or default_cache_dir()))
+    mode = "L" if x_train.shape[-1] == 1 else "RGB"
     h, w = image_size
     description = (
         f"image folder {root} ({len(files_train) + len(files_test)} images, {len(classes)} classes, "
@@ -106,16 +126,47 @@ def _mode(path: Path) -> str:
         raise _unreadable(path, exc) from None
 
 
-def _read_all(files: list[Path], image_size: tuple[int, int], mode: str) -> np.ndarray:
+def fingerprint(root: Path, files: list[Path], image_size: tuple[int, int]) -> str:
+    """sha256 over each image's path relative to `root`, size and mtime, in split order, and the
+    image size: any added, removed, moved or rewritten image, or a new size, decodes the folder
+    again. (The channel count follows from the files, so it is covered by them.)"""
+    digest = hashlib.sha256(f"image_folder v{CACHE_FORMAT} {tuple(image_size)}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"\n{path.relative_to(root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _decoded(root: Path, files_train: list[Path], files_test: list[Path], image_size: tuple[int, int],
+             cache_dir: Path) -> tuple[DiskArray, DiskArray]:
+    """The train and test images as DiskArrays, decoding them into `cache_dir` unless already there."""
+    key = fingerprint(root, files_train + files_test, image_size)
+    # the counts mark where the train files end, so the same files split differently decode apart
+    folder = cache_dir / f"image_folder-{key}-{len(files_train)}-{len(files_test)}"
+    train, test = folder / "train.npy", folder / "test.npy"
+    if not (train.is_file() and test.is_file()):
+        mode = "L" if all(_mode(f) in GRAY_MODES for f in files_train + files_test) else "RGB"
+        h, w = image_size
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for path, files in ((train, files_train), (test, files_test)):
+                write_rows(path, _pixels(files, image_size, mode), len(files), (h, w, 1 if mode == "L" else 3), np.uint8)
+        except OSError as exc:
+            raise InputError(f"data.path {root}: cannot write the decoded images to {folder} ({exc}). Free some "
+                             "disk space, or set $EDGEKIT_CACHE_DIR (or --cache-dir) to a writable folder.") from None
+    return DiskArray(train), DiskArray(test)
+
+
+def _pixels(files: list[Path], image_size: tuple[int, int], mode: str):
+    """Each image resized to `image_size` (bilinear) in `mode`, as (h, w, channels) uint8, one at a time."""
     from PIL import Image
 
     h, w = image_size
-    out = np.empty((len(files), h, w, 1 if mode == "L" else 3), dtype=np.float32)
-    for i, path in enumerate(files):
+    for path in files:
         try:
             with Image.open(path) as image:
                 pixels = image.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
-                out[i] = np.asarray(pixels, dtype=np.float32).reshape(h, w, -1)
+                row = np.asarray(pixels, dtype=np.uint8).reshape(h, w, -1)
         except Exception as exc:  # noqa: BLE001
             raise _unreadable(path, exc) from None
-    return out
+        yield row

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgekit.errors import InputError
 from edgekit.data.dataset import Dataset
+from edgekit.data.ondisk import DiskArray, Scaled
 from edgekit.data.splits import calibration_set, cap_test, hold_out_validation
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
@@ -35,7 +36,7 @@ class RawData(NamedTuple):
     `where` prefixes error messages (which file, which recipe key).
     """
 
-    x_train: np.ndarray
+    x_train: np.ndarray  # or a DiskArray (image_folder)
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
@@ -45,18 +46,22 @@ class RawData(NamedTuple):
     where: str = "data"
 
 
-def load_dataset(config, task: str, seed: int, resolve: Callable[[str], Path]) -> Dataset:
-    """Load `config` (a `DataConfig`) with its source and prepare it; raises `InputError` for bad data."""
+def load_dataset(config, task: str, seed: int, resolve: Callable[[str], Path],
+                 cache_dir: Optional[Path] = None) -> Dataset:
+    """Load `config` (a `DataConfig`) with its source and prepare it; raises `InputError` for bad data.
+
+    `cache_dir` is where sources that stream from disk (image_folder) keep their decoded files;
+    None uses `images.default_cache_dir()`."""
     if config.source != "npz" and config.layout != "nhwc":
         raise InputError(
             f"data.layout: {config.layout} applies to the arrays of an npz file; data.source {config.source} "
             "is already channels-last. Remove data.layout (edgekit transposes for each framework itself)."
         )
-    raw = SOURCES[config.source](config, resolve)
+    raw = SOURCES[config.source](config, resolve, cache_dir)
     return prepare(raw, config, task, seed, resolve)
 
 
-def _digits(config, resolve) -> RawData:
+def _digits(config, resolve, cache_dir=None) -> RawData:
     """scikit-learn's 8x8 digits, values 0..16, with a fixed split: the test set never depends on the seed."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -70,7 +75,7 @@ def _digits(config, resolve) -> RawData:
     return RawData(x_train, y_train, x_test, y_test, [str(i) for i in range(10)], description, where="data.source digits")
 
 
-def _npz(config, resolve) -> RawData:
+def _npz(config, resolve, cache_dir=None) -> RawData:
     """Four arrays of one .npz file, named by `data.keys`; one array may serve two keys."""
     path = resolve(config.path)
     where = f"data.path {path}"
@@ -133,14 +138,14 @@ def _read_member(archive, name: str, key: str, where: str) -> np.ndarray:
     return array
 
 
-def _image_folder(config, resolve) -> RawData:
+def _image_folder(config, resolve, cache_dir: Optional[Path] = None) -> RawData:
     from edgekit.data.images import load_image_folder
 
     root = resolve(config.path)
-    return RawData(*load_image_folder(root, tuple(config.image_size)), where=f"data.path {root}")
+    return RawData(*load_image_folder(root, tuple(config.image_size), cache_dir), where=f"data.path {root}")
 
 
-def _keras(config, resolve) -> RawData:
+def _keras(config, resolve, cache_dir=None) -> RawData:
     from edgekit.data.keras_cache import load_keras
 
     return RawData(*load_keras(config.name), where=f"data.source keras, data.name {config.name}")
@@ -202,10 +207,22 @@ def _channels_last(x: np.ndarray, layout: str) -> np.ndarray:
 
 
 def _preprocess(x: np.ndarray, scale: float, offset: float, split: str, where: str) -> np.ndarray:
-    """`x * scale + offset` as a fresh C-contiguous float32 array; NaN or inf anywhere is an error."""
+    """`x * scale + offset` as a fresh C-contiguous float32 array; NaN or inf anywhere is an error.
+
+    A DiskArray (decoded pixels, uint8) gets the same arithmetic as a lazy transform (`Scaled`); its
+    values are finite, so only the extremes of its dtype are checked for overflow."""
     for key, value in (("scale", scale), ("offset", offset)):
         if not np.isfinite(value):
             raise InputError(f"data.{key} is {value}; it must be a finite number (inputs become x * scale + offset).")
+    if isinstance(x, DiskArray):
+        scaled = Scaled(scale, offset)
+        limits = np.iinfo(x.dtype) if np.issubdtype(x.dtype, np.integer) else np.finfo(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(scaled(np.array([limits.min, limits.max], x.dtype))).all()
+        if not finite:
+            raise InputError(f"{where}: x_{split} overflows float32 after x * {scale} + {offset}; check data.scale "
+                             "and data.offset.")
+        return x.map(scaled)
     out = np.array(x, dtype=np.float32, order="C")
     out *= np.float32(scale)
     out += np.float32(offset)

@@ -1,7 +1,8 @@
 """Seeded index splits: validation hold-out, calibration sets and the test-set cap.
 
 Every function here takes labels or sizes and a seed and returns indices (or arrays picked by
-them), so the same recipe seed always selects the same samples, on any machine:
+them), so the same recipe seed always selects the same samples, on any machine, whether the
+arrays are in memory or on disk (a `DiskArray` split is a view, `ondisk.pick`):
 
     >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
     >>> keep, held = split_indices(y, 0.2, rng(0, "validation"), stratify=True)
@@ -23,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.data.ondisk import pick
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:
@@ -88,11 +90,12 @@ def hold_out_validation(
             f"{where}: data.validation_split {fraction} holds out all {len(x)} train samples, leaving none to train "
             "on. Lower data.validation_split (e.g. 0.1) or provide more train samples."
         )
-    return x[keep], y[keep], x[held], y[held]
+    return pick(x, keep), y[keep], pick(x, held), y[held]
 
 
 def calibration_set(x_train: np.ndarray, count: int, seed: int, where: str, held_out: int = 0) -> np.ndarray:
-    """`count` train samples picked by a seeded permutation, for int8 calibration."""
+    """`count` train samples picked by a seeded permutation, for int8 calibration: always an
+    in-memory array (read from disk when `x_train` is a DiskArray; the sample is small)."""
     available = len(x_train)
     if count > available:
         after = f" after the validation split held out {held_out}" if held_out else ""
@@ -101,7 +104,7 @@ def calibration_set(x_train: np.ndarray, count: int, seed: int, where: str, held
             f"Set data.calibration_samples: {available} (or fewer), or provide more train samples."
         )
     picked = rng(seed, "calibration").permutation(available)[:count]
-    return x_train[np.sort(picked)]
+    return np.asarray(pick(x_train, np.sort(picked)))
 
 
 def cap_test(x: np.ndarray, y: np.ndarray, cap: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -110,4 +113,4 @@ def cap_test(x: np.ndarray, y: np.ndarray, cap: Optional[int]) -> tuple[np.ndarr
     if cap is None or cap >= len(x):
         return x, y
     picked = np.sort(np.random.default_rng(0).permutation(len(x))[:cap])
-    return x[picked], y[picked]
+    return pick(x, picked), y[picked]

@@ -123,7 +123,8 @@ def run_analysis(recipe: Recipe, output: str | Path | None = None, progress: Pro
     np.random.seed(recipe.seed)
     target = Path(output) if output else Path("runs") / f"{recipe.name}-analysis"
     check_output_is_safe(target, [recipe.source] if recipe.source else [])
-    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
+    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path,
+                           cache_dir=cache.root / "data" if cache.enabled else None)
     keys = cache_keys(recipe, dataset, framework) if cache.enabled else {}
     with staged_directory(target) as workdir:
         ctx = RunContext(recipe, dataset, framework, progress, workdir, cache=cache, keys=keys)

@@ -185,7 +185,8 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     target = output_dir(recipe, output)
     if worker.leader:
         check_output_is_safe(target, _inputs_of(recipe))
-    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path)
+    dataset = load_dataset(recipe.data, task=recipe.task, seed=recipe.seed, resolve=recipe.resolve_path,
+                           cache_dir=cache.root / "data" if cache.enabled else None)
     keys = cache_keys(recipe, dataset, framework, worker.count) if cache.enabled else {}
     ctx = RunContext(recipe, dataset, framework, progress, cache=cache, keys=keys,
                      measure_validation=measure_validation)

@@ -163,7 +163,8 @@ class Session(abc.ABC):
         last batch zero-padded). `progress(done, total)` is called after each batch.
         """
         info, out = self.input, self.outputs[0]
-        x = np.asarray(x)
+        if not (hasattr(x, "shape") and hasattr(x, "__getitem__")):  # a DiskArray is read batch by batch
+            x = np.asarray(x)
         self._check_shape(x)
         n = len(x)
         if n == 0:

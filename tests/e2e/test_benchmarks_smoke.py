@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale", "families", "accuracy_control", "search", "training")
+SECTIONS = ("cli", "tfmot", "cache", "compression", "limits", "scale", "families", "accuracy_control", "search", "training", "streaming")
 
 
 def _numbers(value) -> list:

@@ -18,6 +18,13 @@ from edgekit.errors import InputError
 from edgekit.recipe import DataConfig
 
 
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path, monkeypatch):
+    """Decoded image folders go to this test's own cache, never the user's."""
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "data"
+
+
 def build(task="classification", seed=0, **data):
     return load_dataset(DataConfig(**data), task=task, seed=seed, resolve=Path)
 

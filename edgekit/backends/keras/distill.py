@@ -15,6 +15,7 @@ from edgekit.artifact import Artifact
 from edgekit.errors import InputError
 from edgekit.backends.keras import loading, train, zoo
 from edgekit.backends.keras.compat import keras, tf
+from edgekit.backends.keras.streaming import fit_inputs
 
 
 class Distiller(keras.Model):
@@ -99,10 +100,9 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
     keras.utils.set_random_seed(ctx.recipe.seed)
     distiller.compile(optimizer=train.optimizer(config.learning_rate))
     data = ctx.dataset
-    validation = (data.x_val, data.y_val) if len(data.x_val) else None
+    inputs, kwargs = fit_inputs(data.x_train, data.y_train, data.x_val, data.y_val, config.batch_size, ctx.recipe.seed)
     with ctx.progress.task("distill", config.epochs) as advance:
-        history = distiller.fit(data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size,
-                                validation_data=validation, verbose=0, shuffle=True,
+        history = distiller.fit(*inputs, epochs=config.epochs, verbose=0, **kwargs,
                                 callbacks=[train.ProgressCallback(advance),
                                            train.StepCounter(len(data.x_train), config.batch_size)])
     details = {"student": student.name, "student_params": int(student.count_params()),

@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.backends.keras.compat import keras, tf
+from edgekit.backends.keras.streaming import fit_inputs
 from edgekit.compute import CPU, Compute, count, gpu_index
 
 _COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
@@ -197,13 +198,13 @@ def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, pro
     keras.utils.set_random_seed(seed)
     default_loss, metrics = loss_and_metrics(dataset.task, model)
     model.compile(optimizer=optimizer(learning_rate), loss=loss or default_loss, metrics=metrics)
-    validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
-    kwargs = dict(epochs=epochs, batch_size=batch_size, validation_data=validation, verbose=0, shuffle=True)
+    data, kwargs = fit_inputs(dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, batch_size, seed)
+    kwargs.update(epochs=epochs, verbose=0)
     callbacks = [*callbacks, StepCounter(len(dataset.x_train), batch_size)]
     if progress is None:
-        return model.fit(dataset.x_train, dataset.y_train, callbacks=callbacks, **kwargs)
+        return model.fit(*data, callbacks=callbacks, **kwargs)
     with progress(description, epochs) as advance:
-        return model.fit(dataset.x_train, dataset.y_train, callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
+        return model.fit(*data, callbacks=[*callbacks, ProgressCallback(advance)], **kwargs)
 
 
 @on_device

@@ -34,6 +34,7 @@ import numpy as np
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.layout import to_nchw
 from edgekit.compute import CPU, Compute, count, split_batch
+from edgekit.data.ondisk import on_disk
 from edgekit.errors import InputError
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -321,9 +322,9 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     set_seed(seed)
     generator = torch.Generator().manual_seed(int(seed))
     task = dataset.task
-    x = torch.from_numpy(to_nchw(np.asarray(dataset.x_train, dtype=np.float32)))
+    rows = _row_reader(dataset.x_train)
     y = _targets(dataset.y_train, task)
-    n = len(x)
+    n = len(dataset.x_train)
     base_loss = default_loss(model, task)
     loss_of = loss_fn or (lambda out, xb, yb: base_loss(out, yb))
     batch_size = static_batch(model) or max(1, int(batch_size))
@@ -347,7 +348,7 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
             loss_sum = metric_sum = seen = 0.0
             for start in range(0, len(order), batch_size):
                 index = split_batch(order[start:start + batch_size], rank, workers)
-                xb, yb = x[index].to(compute.device), y[index].to(compute.device)
+                xb, yb = rows(index).to(compute.device), y[index].to(compute.device)
                 out, loss = _step(trainer, xb, yb, loss_of, optimizer, scaler, compute)
                 if after_step is not None:
                     after_step(model)
@@ -372,6 +373,17 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
         finally:
             set_mode(model, False)
     count(tally["steps"], tally["samples"], batch_size, -(-batch_size // workers))
+
+
+def _row_reader(x) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`rows(index)`: the NCHW float32 samples of `x` at a tensor of indices, in that order.
+
+    In-memory samples are converted once and indexed; samples on disk (a DiskArray) are read per
+    batch, so a split larger than memory trains with one batch in memory. Both give the same values."""
+    if on_disk(x):
+        return lambda index: torch.from_numpy(to_nchw(np.asarray(x[index.numpy()], dtype=np.float32)))
+    whole = torch.from_numpy(to_nchw(np.asarray(x, dtype=np.float32)))
+    return lambda index: whole[index]
 
 
 def _check_split(model: nn.Module, batch_size: int, workers: int) -> None:
