@@ -80,14 +80,13 @@ class Backend(ABC):
         """Within the block, every training function of the backend trains on `compute`'s device and
         precision; the models they return are float32, on the CPU, as outside it."""
 
+    @abstractmethod
     def join(self, worker: Any, compute: Compute) -> ContextManager[Any]:
         """Join the training group `worker` (edgekit.workers.Worker) belongs to, with the
         framework's collectives, for the block; yields its `edgekit.workers.Group`. Every training
         function within trains on this worker's share of each batch and keeps the workers' weights
-        in step. Only frameworks with an engine in `recipe.support.DISTRIBUTED_ENGINES` can;
-        validation refuses the others."""
-        raise InputError(f"compute.workers: {self.framework} models cannot train on several workers in this "
-                         "version; set compute.workers: 1 (and start edgekit without torchrun or TF_CONFIG).")
+        in step; the models they return are plain (undistributed) ones. The framework's engine is
+        named in `recipe.support.DISTRIBUTED_ENGINES`; validation refuses workers for the others."""
 
     @abstractmethod
     def clone(self, model: Any) -> Any:
@@ -208,6 +207,7 @@ class TrainModuleBackend(Backend):
 
     _train: Any
     _transfer: Any  # the backend's transfer-learning module: `fit(..., freeze)` for "base" and "norm"
+    _distributed: Any  # the backend's multi-worker module: `join(worker, compute)`
 
     def train(self, model, dataset, epochs, batch_size, learning_rate, seed, progress=None, description="train",
               freeze="none"):
@@ -221,6 +221,9 @@ class TrainModuleBackend(Backend):
 
     def computing(self, compute):
         return self._train.computing(compute)
+
+    def join(self, worker, compute):
+        return self._distributed.join(worker, compute)
 
     def clone(self, model):
         return self._train.clone(model)

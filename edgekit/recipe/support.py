@@ -39,9 +39,9 @@ TEACHER_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 # a framework missing here trains in one process only, and validation says so
 DISTRIBUTED_ENGINES: dict[str, str] = {
     "torch": "DistributedDataParallel (gloo on the CPU, NCCL on GPUs)",
+    "keras": "tf.distribute.MultiWorkerMirroredStrategy",
 }
-WORKERS_REFUSED = ("{framework} models train in one process in this version (tf.distribute's "
-                   "MultiWorkerMirroredStrategy is not wired in yet); set compute.workers: 1.")
+WORKERS_REFUSED = "{framework} models train in one process in this version; set compute.workers: 1."
 
 
 def engine_of(framework: str) -> str | None:

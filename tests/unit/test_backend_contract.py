@@ -19,7 +19,7 @@ from tests.helpers import ROOT
 
 CALLED_BY_THE_RUN = {"load", "build", "train", "clone", "predict", "describe", "check_compatible", "save_cached",
                      "load_cached", "qat_state", "make_student", "check_channels_prunable", "layer_classes",
-                     "weight_layers", "equalize", "correct_bias", "gpus", "computing"}
+                     "weight_layers", "equalize", "correct_bias", "gpus", "computing", "join"}
 
 
 def test_the_abstract_methods_are_what_the_run_calls():

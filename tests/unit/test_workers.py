@@ -17,6 +17,7 @@ from edgekit.cli.compress import worker_argv
 from edgekit.compute import Compute, cache_key, count, counting, split_batch
 from edgekit.errors import InputError, RecipeError, WorkerLost
 from edgekit.recipe import parse_recipe
+from edgekit.recipe import support
 from edgekit.recipe.support import check_one_process, check_support
 from edgekit.run import launch
 from edgekit.run.context import training_figures
@@ -105,12 +106,13 @@ def test_workers_change_the_cache_keys_of_trained_steps_and_the_report_says_how_
     assert Compute(workers=2).describe()["workers"] == 2
 
 
-def test_keras_workers_and_analyze_or_search_with_workers_are_refused_at_validation():
-    assert "compute.workers" in support_refusal(_recipe("keras", compute={"workers": 2}))
-    two_torch_workers = _recipe("torch", compute={"workers": 2})
-    assert check_support(two_torch_workers) == "torch"
+def test_workers_are_refused_for_a_framework_without_an_engine_and_for_analyze_or_search(monkeypatch):
+    two_workers = _recipe("keras", compute={"workers": 2})
+    assert check_support(two_workers) == "keras" and check_support(_recipe("torch", compute={"workers": 2})) == "torch"
+    monkeypatch.delitem(support.DISTRIBUTED_ENGINES, "keras")
+    assert "compute.workers" in support_refusal(two_workers)
     with pytest.raises(RecipeError, match="edgekit compress \\(--workers N\\)"):
-        check_one_process(two_torch_workers, "analyze")
+        check_one_process(two_workers, "analyze")
     with pytest.raises(RecipeError, match="greater than or equal to 1"):
         _recipe(compute={"workers": 0})
 

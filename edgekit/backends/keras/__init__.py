@@ -8,7 +8,7 @@ from typing import Optional
 from edgekit.artifact import QuantizationAware
 from edgekit.errors import InputError
 from edgekit.backends.base import TrainModuleBackend, check_labels_fit
-from edgekit.backends.keras import cached, channels, custom, distill, loading, train, transfer, zoo
+from edgekit.backends.keras import cached, channels, custom, distill, distributed, loading, train, transfer, zoo
 
 
 def _shape(shape) -> list:
@@ -19,6 +19,7 @@ class KerasBackend(TrainModuleBackend):
     framework = "keras"
     _train = train
     _transfer = transfer
+    _distributed = distributed
 
     def make_student(self, config, teacher, dataset, recipe):
         return distill.make_student(config, teacher, dataset, recipe)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from edgekit.artifact import Artifact
 from edgekit.errors import InputError
-from edgekit.backends.keras import loading, train, zoo
+from edgekit.backends.keras import distributed, loading, train, zoo
 from edgekit.backends.keras.compat import keras, tf
 from edgekit.backends.keras.streaming import fit_inputs
 
@@ -57,10 +57,11 @@ class Distiller(keras.Model):
         teacher_out = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             student_out = self.student(x, training=True)
-            loss = tf.reduce_mean(self._loss(y, teacher_out, student_out))
+            per_sample = self._loss(y, teacher_out, student_out)
+            loss = distributed.average_loss(per_sample)
         # minimize scales the loss and unscales the gradients when the optimizer is a LossScaleOptimizer
         self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
-        self.loss_tracker.update_state(loss)
+        self.loss_tracker.update_state(tf.reduce_mean(per_sample))
         self.quality.update_state(y, student_out)
         return {m.name: m.result() for m in self.metrics}
 
@@ -98,6 +99,8 @@ def distill(artifact: Artifact, config, ctx) -> Artifact:
     student = train.training_copy(make_student(config, artifact.model, ctx.dataset, ctx.recipe))
     distiller = Distiller(student, teacher, config.temperature, config.alpha, ctx.recipe.task)
     keras.utils.set_random_seed(ctx.recipe.seed)
+    for model in (student, teacher):
+        distributed.sync_from_leader(model)
     distiller.compile(optimizer=train.optimizer(config.learning_rate))
     data = ctx.dataset
     inputs, kwargs = fit_inputs(data.x_train, data.y_train, data.x_val, data.y_val, config.batch_size, ctx.recipe.seed)

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 from typing import Iterator
 
 import numpy as np
 
+from edgekit.backends.keras import distributed
 from edgekit.backends.keras.compat import keras, tf
 from edgekit.backends.keras.streaming import fit_inputs
-from edgekit.compute import CPU, Compute, count, gpu_index
+from edgekit.compute import CPU, Compute, count, gpu_index, split_batch
 
 _COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
 
@@ -62,10 +64,34 @@ def on_device(function):
 
     @functools.wraps(function)
     def placed(*args, **kwargs):
+        if distributed.active() is not None:
+            return _in_strategy(function, *args, **kwargs)
         with tf.device(device_name(current())):
             return function(*args, **kwargs)
 
     return placed
+
+
+_DEPTH = contextvars.ContextVar("edgekit_strategy_depth", default=0)
+
+
+def _in_strategy(function, *args, **kwargs):
+    """Run `function` in the strategy's scope (which places the variables on the workers' devices);
+    the outermost call hands on a plain copy of the model it returns (`distributed.plain`)."""
+    depth = _DEPTH.get()
+    token = _DEPTH.set(depth + 1)
+    try:
+        with distributed.scope():
+            result = function(*args, **kwargs)
+    finally:
+        _DEPTH.reset(token)
+    if depth:
+        return result
+    if isinstance(result, keras.Model):
+        return distributed.plain(result)
+    if isinstance(getattr(result, "model", None), keras.Model):
+        return dataclasses.replace(result, model=distributed.plain(result.model))
+    return result
 
 
 def policy_name(compute: Compute) -> str:
@@ -172,12 +198,15 @@ def loss_and_metrics(task: str, model=None):
 
 
 class StepCounter(keras.callbacks.Callback):
-    """Counts the optimizer steps and samples a `fit` trained, for the report
-    (`edgekit.compute.count`): Keras' `fit` on arrays runs every sample once per epoch."""
+    """Counts the optimizer steps a `fit` ran on this worker, and the samples it trained, for the
+    report (`edgekit.compute.count`). Keras' `fit` runs every sample once per epoch; on several
+    workers each global batch is split between them (`distributed`), this worker taking its share
+    of each batch's `compute.split_batch`-sized parts."""
 
     def __init__(self, samples: int, batch_size: int):
         super().__init__()
         self._samples, self._batch_size = int(samples), int(batch_size)
+        self._rank, self._workers = distributed.rank(), distributed.replicas()
         self._steps = self._epochs = 0
 
     def on_train_batch_end(self, batch, logs=None):
@@ -187,7 +216,9 @@ class StepCounter(keras.callbacks.Callback):
         self._epochs += 1
 
     def on_train_end(self, logs=None):
-        count(self._steps, self._samples * self._epochs, self._batch_size, self._batch_size)
+        sizes = [min(self._batch_size, self._samples - start) for start in range(0, self._samples, self._batch_size)]
+        share = sum(len(split_batch(range(size), self._rank, self._workers)) for size in sizes)
+        count(self._steps, share * self._epochs, self._batch_size, -(-self._batch_size // self._workers))
 
 
 @on_device
@@ -196,6 +227,7 @@ def compile_and_fit(model, dataset, epochs, batch_size, learning_rate, seed, pro
     """Compile `model` with Adam and train it in place on the train split, on the current compute's
     device (a `training_copy` computes in its precision); returns the history."""
     keras.utils.set_random_seed(seed)
+    distributed.sync_from_leader(model)
     default_loss, metrics = loss_and_metrics(dataset.task, model)
     model.compile(optimizer=optimizer(learning_rate), loss=loss or default_loss, metrics=metrics)
     data, kwargs = fit_inputs(dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, batch_size, seed)

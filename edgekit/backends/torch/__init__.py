@@ -23,6 +23,7 @@ class TorchBackend(TrainModuleBackend):
     framework = "torch"
     _train = train
     _transfer = transfer
+    _distributed = distributed
 
     def load(self, path: Path, factory: Optional[str] = None, trust_code: bool = False,
              custom_objects: Optional[str] = None):
@@ -33,9 +34,6 @@ class TorchBackend(TrainModuleBackend):
     def build(self, arch, width, input_shape, outputs, task, seed, head=None, weights=None):
         torch.manual_seed(seed)
         return zoo.build(arch, width, tuple(input_shape), outputs, task, head=head, weights=weights)
-
-    def join(self, worker, compute):
-        return distributed.join(worker, compute)
 
     def describe(self, model) -> dict:
         return {"name": type(model).__name__, "params": train.param_count(model), "layers": len(list(model.modules()))}
