@@ -64,6 +64,23 @@ class Compute:
 
 CPU = Compute()
 
+_CURRENT: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
+
+
+@contextlib.contextmanager
+def computing(compute: Compute) -> Iterator[None]:
+    """Train on `compute` within the block: every backend's training functions read it (`current`)."""
+    token = _CURRENT.set(compute)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Compute:
+    """The compute training uses now (float32 on the CPU outside `computing`)."""
+    return _CURRENT.get()
+
 
 def requested_gpu(device: str) -> bool:
     return device.startswith("cuda")

@@ -92,16 +92,16 @@ class StageConfig(Strict):
 
     def refused_layers(self, framework: str) -> dict[str, str]:
         """{layer kind: why, and what to do instead} for the layers this configuration refuses."""
-        found: dict[str, str] = {}
-        for key, table in self.layer_refusals.items():
-            if self.refusal_key == key or self.refusal_key.startswith(key + "."):
-                found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
-        return found
+        return self._refused(self.layer_refusals, framework)
 
     def refused_precisions(self, framework: str) -> dict[str, str]:
         """{compute.precision value: why} for the training precisions this configuration refuses."""
+        return self._refused(self.compute_refusals, framework)
+
+    def _refused(self, refusals: Mapping[str, Mapping[str, Mapping[str, str]]], framework: str) -> dict[str, str]:
+        """What `refusals` (variant -> framework -> {value: why}) holds for this variant and its prefixes."""
         found: dict[str, str] = {}
-        for key, table in self.compute_refusals.items():
+        for key, table in refusals.items():
             if self.refusal_key == key or self.refusal_key.startswith(key + "."):
                 found.update({**table.get(ANY_FRAMEWORK, {}), **table.get(framework, {})})
         return found

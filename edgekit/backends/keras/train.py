@@ -16,40 +16,20 @@ scaling (`optimizer`).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import functools
-from typing import Iterator
 
 import numpy as np
 
 from edgekit.backends.keras import distributed
 from edgekit.backends.keras.compat import keras, tf
 from edgekit.backends.keras.streaming import fit_inputs
-from edgekit.compute import CPU, Compute, count, gpu_index, split_batch
-
-_COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
-
+from edgekit.compute import Compute, computing, count, current, gpu_index, split_batch
 
 def gpus() -> int:
     """How many GPUs this framework sees."""
     return len(tf.config.list_physical_devices("GPU"))
-
-
-@contextlib.contextmanager
-def computing(compute: Compute) -> Iterator[None]:
-    """Train on `compute` (device and precision) within the block (`Backend.computing`)."""
-    token = _COMPUTE.set(compute)
-    try:
-        yield
-    finally:
-        _COMPUTE.reset(token)
-
-
-def current() -> Compute:
-    """The compute the training functions use now (float32 on the CPU outside `computing`)."""
-    return _COMPUTE.get()
 
 
 def device_name(compute: Compute) -> str:

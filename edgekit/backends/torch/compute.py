@@ -1,6 +1,6 @@
 """Where torch training runs: the run's compute (device, precision) as the training functions see it.
 
-`computing(compute)` sets it for a block (`Backend.computing`); `fit_module` reads `current()`,
+`edgekit.compute.computing(compute)` sets it for a block (`Backend.computing`); `fit_module` reads `current()`,
 moves the model and its companions to the device (`placed`), runs the forward pass and loss under
 `autocasting` and steps through `grad_scaler` (loss scaling only for float16).
 """
@@ -8,34 +8,15 @@ moves the model and its companions to the device (`placed`), runs the forward pa
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import itertools
 from typing import Iterator
 
 from edgekit.backends.torch.compat import nn, torch
-from edgekit.compute import CPU, Compute
-
-_COMPUTE: contextvars.ContextVar[Compute] = contextvars.ContextVar("edgekit_compute", default=CPU)
-
+from edgekit.compute import Compute, computing, current
 
 def gpus() -> int:
     """How many GPUs this framework sees."""
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
-
-
-@contextlib.contextmanager
-def computing(compute: Compute) -> Iterator[None]:
-    """Train on `compute` (device and precision) within the block (`Backend.computing`)."""
-    token = _COMPUTE.set(compute)
-    try:
-        yield
-    finally:
-        _COMPUTE.reset(token)
-
-
-def current() -> Compute:
-    """The compute the training functions use now (float32 on the CPU outside `computing`)."""
-    return _COMPUTE.get()
 
 
 def device_of(model: nn.Module) -> "torch.device":
