@@ -37,7 +37,8 @@ def test_disk_dataset_covers_every_sample_once_per_epoch_in_a_fresh_seeded_order
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
     again = np.concatenate([x.numpy() for x, _ in disk_dataset(streamed.x_train, streamed.y_train, 20, seed=0)])
     assert np.array_equal(again, epochs[0])  # the seed fixes the order
-    ordered = np.concatenate([x.numpy() for x, _ in disk_dataset(streamed.x_train, streamed.y_train, 16, shuffle=False)])
+    in_order = disk_dataset(streamed.x_train, streamed.y_train, 16, shuffle=False)
+    ordered = np.concatenate([x.numpy() for x, _ in in_order])
     assert np.array_equal(ordered, in_memory.x_train)
     args, kwargs = fit_inputs(in_memory.x_train, in_memory.y_train, in_memory.x_val, in_memory.y_val, 16, 0)
     assert args[0] is in_memory.x_train and kwargs["batch_size"] == 16  # in memory: fit gets the arrays, as before

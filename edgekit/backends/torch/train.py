@@ -247,7 +247,8 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss: it gets float32 outputs
     and batches on the compute's device. `after_step(model)` runs after every optimizer step.
     `companions` are other modules the loss runs (distillation's teacher): they move to the device
-    and back with the model. The same seed gives the same batches and the same weights.
+    and back with the model. The same seed gives the same batches and the same weights, whether the
+    samples are in memory or on disk (read ahead by a DataLoader's processes: `loader`).
 
     In a group of several workers (`distributed.join`) every worker draws the same global batches
     and trains on its share of each (`split_batch`), under DistributedDataParallel; the steps and
