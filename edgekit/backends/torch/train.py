@@ -24,14 +24,15 @@ import copy
 import io
 import random
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from edgekit.backends.torch.compat import nn, torch
 from edgekit.backends.torch.layout import to_nchw
+from edgekit.backends.torch.loader import EpochBatches, batch_loader, default_workers
 from edgekit.backends.torch.compute import autocasting, computing, current, device_of, gpus, grad_scaler, placed
-from edgekit.compute import Compute, count, split_batch
+from edgekit.compute import Compute, count
 from edgekit.data.ondisk import on_disk
 from edgekit.errors import InputError
 
@@ -246,7 +247,8 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     `loss_fn(outputs, x_batch_nchw, y_batch)` replaces the default loss: it gets float32 outputs
     and batches on the compute's device. `after_step(model)` runs after every optimizer step.
     `companions` are other modules the loss runs (distillation's teacher): they move to the device
-    and back with the model. The same seed gives the same batches and the same weights.
+    and back with the model. The same seed gives the same batches and the same weights, whether the
+    samples are in memory or on disk (read ahead by a DataLoader's processes: `loader`).
 
     In a group of several workers (`distributed.join`) every worker draws the same global batches
     and trains on its share of each (`split_batch`), under DistributedDataParallel; the steps and
@@ -259,13 +261,14 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     set_seed(seed)
     generator = torch.Generator().manual_seed(int(seed))
     task = dataset.task
-    rows = _row_reader(dataset.x_train)
     y = _targets(dataset.y_train, task)
     n = len(dataset.x_train)
     base_loss = default_loss(model, task)
     loss_of = loss_fn or (lambda out, xb, yb: base_loss(out, yb))
     batch_size = static_batch(model) or max(1, int(batch_size))
     _check_split(model, batch_size, workers)
+    sampler = EpochBatches(n, batch_size, generator, rank, workers, bool(static_batch(model)))
+    batches = _batch_source(dataset.x_train, sampler, workers)
     tally = {"steps": 0, "samples": 0}
 
     with placed((model, *companions), compute.device):
@@ -276,16 +279,9 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
 
         def run_epoch() -> dict:
             set_mode(model, True)
-            order = torch.randperm(n, generator=generator)
-            tail = len(order) % batch_size
-            if static_batch(model):  # an exported program takes only full batches
-                order = order[:len(order) - tail]
-            elif n > tail and 0 < tail < 2 * workers:  # each worker's share of the last batch needs 2 samples for BatchNorm
-                order = order[:-tail]
             loss_sum = metric_sum = seen = 0.0
-            for start in range(0, len(order), batch_size):
-                index = split_batch(order[start:start + batch_size], rank, workers)
-                xb, yb = rows(index).to(compute.device), y[index].to(compute.device)
+            for rows, index in batches():
+                xb, yb = rows.to(compute.device), y[index].to(compute.device)
                 out, loss = _step(trainer, xb, yb, loss_of, optimizer, scaler, compute)
                 if after_step is not None:
                     after_step(model)
@@ -312,15 +308,18 @@ def fit_module(model: nn.Module, dataset, epochs: int, batch_size: int, learning
     count(tally["steps"], tally["samples"], batch_size, -(-batch_size // workers))
 
 
-def _row_reader(x) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`rows(index)`: the NCHW float32 samples of `x` at a tensor of indices, in that order.
+def _batch_source(x, sampler: EpochBatches, workers: int) -> Callable[[], Iterator]:
+    """`batches()`: one epoch's `(rows, index)` pairs, the NCHW float32 samples of `x` at each of
+    `sampler`'s batches and the batch's indices (for the labels), in the sampler's order.
 
-    In-memory samples are converted once and indexed; samples on disk (a DiskArray) are read per
-    batch, so a split larger than memory trains with one batch in memory. Both give the same values."""
+    In-memory samples are converted once and indexed; samples on disk (a DiskArray) are read by a
+    DataLoader's processes (`loader.batch_loader`) ahead of the step, so a split larger than memory
+    trains with a few batches in memory. Both give the same batches, values and order."""
     if on_disk(x):
-        return lambda index: torch.from_numpy(to_nchw(np.asarray(x[index.numpy()], dtype=np.float32)))
+        reader = batch_loader(x, sampler, default_workers(workers))
+        return lambda: iter(reader)
     whole = torch.from_numpy(to_nchw(np.asarray(x, dtype=np.float32)))
-    return lambda index: whole[index]
+    return lambda: ((whole[index], index) for index in sampler.epoch())
 
 
 def _check_split(model: nn.Module, batch_size: int, workers: int) -> None:
