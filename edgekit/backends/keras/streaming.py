@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekit.backends.keras import distributed
 from edgekit.backends.keras.compat import tf
-from edgekit.data.ondisk import on_disk
+from edgekit.data.ondisk import on_disk, pick
 
 
 class ReadRows:
@@ -73,10 +73,22 @@ def _options():
 def fit_inputs(x, y, x_val, y_val, batch_size: int, seed: int) -> tuple[tuple, dict]:
     """`(args, kwargs)` for `model.fit(*args, **kwargs)`: the train and validation data, batch size
     and shuffling; arrays for in-memory data, `disk_dataset`s for data on disk."""
+    (x, y), (x_val, y_val) = whole_shares(x, y, batch_size), whole_shares(x_val, y_val, batch_size)
     if not on_disk(x):
         validation = (x_val, y_val) if len(x_val) else None
         return (x, y), dict(batch_size=batch_size, validation_data=validation, shuffle=True)
     return (disk_dataset(x, y, batch_size, seed),), _validation(x_val, y_val, batch_size)
+
+
+def whole_shares(x, y, batch_size: int) -> tuple:
+    """`(x, y)` without the samples of a last batch too small to give every worker one (under
+    MultiWorkerMirroredStrategy a worker with an empty share of a batch fails its step); the same
+    arrays in a single process. At most `workers - 1` samples are left out of each epoch."""
+    tail = len(x) % batch_size
+    if not 0 < tail < distributed.replicas() or len(x) <= tail:
+        return x, y
+    keep = np.arange(len(x) - tail)
+    return pick(x, keep), pick(y, keep)
 
 
 def _validation(x_val, y_val, batch_size: int) -> dict:

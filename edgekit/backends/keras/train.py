@@ -197,6 +197,7 @@ class StepCounter(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         sizes = [min(self._batch_size, self._samples - start) for start in range(0, self._samples, self._batch_size)]
+        sizes = [size for size in sizes if size >= self._workers]  # a smaller tail is left out (`whole_shares`)
         share = sum(len(split_batch(range(size), self._rank, self._workers)) for size in sizes)
         count(self._steps, share * self._epochs, self._batch_size, -(-self._batch_size // self._workers))
 
