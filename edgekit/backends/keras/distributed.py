@@ -53,8 +53,16 @@ class KerasGroup(Group):
 
     def lost(self, error: BaseException) -> bool:
         """TensorFlow's collectives raise Unavailable (a peer's heartbeat stopped, its connection
-        reset) or DeadlineExceeded when another worker went away."""
-        return isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError))
+        reset) or DeadlineExceeded when another worker went away; an aborted or cancelled
+        collective whose message names a peer or the coordination service is the same story."""
+        if isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)):
+            return True
+        text = str(error).lower()
+        return isinstance(error, tf.errors.OpError) and any(mark in text for mark in LOST_MARKS)
+
+
+#: what TensorFlow's errors say when another worker of the collective went away
+LOST_MARKS = ("heartbeat", "connection reset", "connection refused", "socket closed", "coordination service")
 
 
 @contextlib.contextmanager
