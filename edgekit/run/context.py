@@ -81,7 +81,7 @@ class RunContext:
         all of them reach this point for every step)."""
         with self.backend.computing(self.compute), counting() as tally:
             yield
-        tallies = self.group.gather(tally.as_dict()) if self.group.worker.distributed else [tally.as_dict()]
+        tallies = self.group.gather(tally.as_dict())
         if record.get("trained"):
             record["compute"] = {**self.compute.describe(), **training_figures(tallies)}
 
@@ -101,8 +101,9 @@ class RunContext:
         self.progress.message(f"[green]✓[/] {escape(record['name'])}: {escape(record['summary'])} (from the stage cache)")
 
     def keep(self, key: str | None, artifact: Artifact, record: dict) -> None:
-        """Store a trained step's model in the stage cache (a failure to store is a warning)."""
-        if key and self.cache.enabled:
+        """Store a trained step's model in the stage cache (a failure to store is a warning); only
+        the leader writes the cache."""
+        if key and self.cache.enabled and self.leader:
             problem = store_model(self.cache, key, artifact, self.backend, record)
             if problem:
                 self.warnings.append(problem)
@@ -116,11 +117,6 @@ class RunContext:
         """The cached artifact for `key`, replayed into the report, or None (also when the entry
         cannot be read: a warning says so, and the step runs again). In a group of workers the
         leader chooses, and the others load the same entry or train with it."""
-        if self.group.worker.distributed:
-            return self._reuse_as_group(key)
-        return self._reuse(key)
-
-    def _reuse_as_group(self, key: str | None) -> Artifact | None:
         artifact = self._reuse(key) if self.leader else None
         if not self.group.broadcast(artifact is not None) or self.leader:
             return artifact

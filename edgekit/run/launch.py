@@ -64,10 +64,7 @@ def launch(argv: list[str], framework: str, count: int) -> int:
         for rank, environment in enumerate(local_environments(framework, count)):
             workers.append(_start(argv, rank, {**inherited, **environment}, logs))
         code = _watch(workers)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: the workers stop the same way, then so does this run
-        _stop(workers, signal.SIGTERM)
-        raise
-    except BaseException:
+    except BaseException:  # Ctrl-C or SIGTERM here too: the workers stop, then so does this run
         _stop(workers, signal.SIGTERM)
         raise
     shutil.rmtree(logs, ignore_errors=True)

@@ -38,11 +38,10 @@ from edgekit.run.context import RunContext
 from edgekit.run.reuse import exports_key, restore_exports, stage_keys, store_exports, teacher_key
 from edgekit.run.rundir import check_output_is_safe, staged_directory
 from edgekit.stages import run_stage
-from edgekit.recipe.support import check_support
+from edgekit.recipe.support import check_support, engine_of
 from edgekit.run.validation import build_teacher, check_files
 from edgekit.run.verdicts import flag_artifacts
 from edgekit.errors import InputError
-from edgekit.recipe.support import engine_of
 from edgekit.workers import ALONE, Worker, this_worker
 
 
@@ -111,8 +110,7 @@ def _train_teacher(ctx: RunContext, key: str | None) -> Artifact:
         record["metrics"]["params"] = backend.describe(model)["params"]
         record["trained"] = True
     artifact = Artifact(ctx.framework, model, source=f"zoo:{teacher.build.arch}")
-    if ctx.leader:
-        ctx.keep(key, artifact, record)
+    ctx.keep(key, artifact, record)
     return artifact
 
 
@@ -156,7 +154,7 @@ def _run_stage(stage, key: str | None, artifact: Artifact, ctx: RunContext) -> A
         if result.model is not artifact.model:
             record["metrics"].update(in_framework_figures(result, ctx))
             record["trained"] = True
-    if result.model is not artifact.model and ctx.leader:
+    if result.model is not artifact.model:
         ctx.keep(key, result, record)
     return result
 
@@ -180,7 +178,7 @@ def run(recipe: Recipe, output: str | Path | None = None, progress: Progress = S
     framework = check_support(recipe)
     check_files(recipe)
     worker = this_worker()
-    check_workers(recipe, worker, framework)
+    check_workers(worker, framework)
     np.random.seed(recipe.seed)
     target = output_dir(recipe, output)
     if worker.leader:
@@ -255,7 +253,7 @@ def cache_keys(recipe: Recipe, dataset: Dataset, framework: str, workers: int = 
     return {"teacher": first, "stages": stages, "exports": exports_key(recipe, first, stages[-1] if stages else first)}
 
 
-def check_workers(recipe: Recipe, worker: Worker, framework: str) -> None:
+def check_workers(worker: Worker, framework: str) -> None:
     """InputError when this process is one of several training workers but `framework` cannot
     train on several (`recipe.support.DISTRIBUTED_ENGINES`)."""
     if worker.distributed and not engine_of(framework):

@@ -38,13 +38,16 @@ def epoch_order(n: int, batch_size: int, generator, workers: int, full_batches_o
     """This epoch's order of the `n` samples: a `torch.randperm` drawn from `generator`, less the
     tail that cannot train: all of it when only full batches run (an exported program with a fixed
     batch size), or a tail too short to give each worker 2 samples (BatchNorm needs them)."""
-    order = torch.randperm(n, generator=generator)
-    tail = len(order) % batch_size
-    if full_batches_only:
-        return order[:len(order) - tail]
-    if n > tail and 0 < tail < 2 * workers:
-        return order[:-tail]
-    return order
+    return torch.randperm(n, generator=generator)[:trained_samples(n, batch_size, workers, full_batches_only)]
+
+
+def trained_samples(n: int, batch_size: int, workers: int, full_batches_only: bool) -> int:
+    """How many of the `n` samples an epoch trains on: less the last batch's tail when only full
+    batches run, or when it is too short to give each worker 2 samples (BatchNorm needs them)."""
+    tail = n % batch_size
+    if full_batches_only or (n > tail and 0 < tail < 2 * workers):
+        return n - tail
+    return n
 
 
 def epoch_batches(n: int, batch_size: int, generator, rank: int, workers: int,
@@ -75,9 +78,7 @@ class EpochBatches(torch.utils.data.Sampler):
             yield index.tolist()
 
     def __len__(self) -> int:
-        tail = self.n % self.batch_size
-        dropped = tail if self.full_batches_only or (self.n > tail and 0 < tail < 2 * self.workers) else 0
-        return -(-(self.n - dropped) // self.batch_size)
+        return -(-trained_samples(self.n, self.batch_size, self.workers, self.full_batches_only) // self.batch_size)
 
 
 class Positions(torch.utils.data.Dataset):
