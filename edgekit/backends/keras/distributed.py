@@ -21,9 +21,6 @@ from edgekit.backends.keras.compat import keras, tf, tfmot
 from edgekit.compute import Compute
 from edgekit.workers import Group, Worker
 
-#: how long a collective waits for a worker: a backstop against a worker that hangs; a dead one is
-#: noticed by TensorFlow's heartbeat in about 10 s, and by the launcher (`edgekit.run.launch`) at once
-TIMEOUT_S = 1800
 #: the bytes a Group message may take (a stage's tally, a yes/no)
 MESSAGE_BYTES = 4096
 
@@ -67,9 +64,14 @@ LOST_MARKS = ("heartbeat", "connection reset", "connection refused", "socket clo
 
 @contextlib.contextmanager
 def join(worker: Worker, compute: Compute) -> Iterator[Group]:
-    """Be worker `worker.rank` of the MultiWorkerMirroredStrategy TF_CONFIG describes, for the block."""
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=TIMEOUT_S)
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    """Be worker `worker.rank` of the MultiWorkerMirroredStrategy TF_CONFIG describes, for the block.
+
+    The collectives get no `timeout_seconds`: TensorFlow arms each timeout on a thread of its own
+    that sleeps the whole timeout (`Env::SchedClosureAfter`), about ten per training step, so a
+    30-minute timeout held ten thousand threads after a minute of training and ran the process out
+    of them. A dead worker is noticed without it, by TensorFlow's heartbeat in about 10 s and by
+    the launcher (`edgekit.run.launch`) at once."""
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
     _ACTIVE.append(strategy)
     try:
         yield KerasGroup(worker, strategy)
