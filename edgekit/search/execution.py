@@ -79,7 +79,9 @@ def ray_pool(workers: Optional[int], address: Optional[str], debug: bool = False
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=workers or 1, **options)
+            # "local": a new instance even where `ray start` left a cluster on this machine, which
+            # ray.init() without an address would otherwise join
+            ray.init(address="local", num_cpus=workers or 1, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = f"--ray-address {address}" if address else "a local Ray instance"
         text = " ".join(str(exc).split())

@@ -150,6 +150,15 @@ def test_a_two_node_ray_cluster_finds_the_same_front(two_workers, ray_cluster, t
     assert report["search"]["ray_address"] == address and report["search"]["workers"] == 2  # the cluster's CPUs
     assert front_params(report) == front_params(read_report(two_workers[0]))
 
+    # without --ray-address the trials run on a Ray instance of their own, even beside a cluster
+    # that ray.init() would join by itself (RAY_ADDRESS, or the last `ray start` of this machine)
+    local = ("import ray; from edgekit.search.execution import ray_pool\n"
+             "with ray_pool(1, None):\n    print(len(ray.nodes()), ray.cluster_resources()['CPU'])")
+    probe = subprocess.run([sys.executable, "-c", local], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**env, "RAY_ADDRESS": address})
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.split() == ["1", "1.0"]
+
 
 def _finished_trials(journal: Path) -> dict:
     """{trial number: completion time} of the trials the journal holds as finished."""
