@@ -104,6 +104,7 @@ def measure_file(path, runtime_name: str, x: np.ndarray, y: np.ndarray, task: st
             "params": param_count(path),
         }
         figures.update(METRICS[task](predictions, y, reference))
+        figures.update(session.facts())  # what only this runtime measures (TFLite Micro's arena bytes)
         latency = None
         if latency_cfg is not None:
             latency = session.latency(warmup=int(latency_cfg.get("warmup", 10)),

@@ -74,3 +74,37 @@ def quiet_python_loggers() -> None:
         return
     for name in ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "root", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class CapturedText:
+    """What a `native_stderr_captured()` block wrote to fd 2; `text` is filled when the block ends."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def native_stderr_captured():
+    """Redirect fd 2 to a temporary file for the duration and keep what was written there.
+
+    Native libraries log to fd 2 directly (TFLite Micro's MicroPrintf names a missing kernel and
+    prints its allocation report there), where no Python stream reaches; this is how edgekit reads
+    those lines. Python's sys.stderr and the C stdio buffers are flushed on both sides of the block.
+    """
+    import ctypes
+    import tempfile
+
+    captured = CapturedText()
+    with _lock, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            with contextlib.suppress(Exception):
+                ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")

@@ -47,7 +47,7 @@ def render_markdown(report: dict) -> str:
                   f"same {data.get('test', '?')} test samples; agreement is top-1 agreement with the teacher. "
                   f"Latency: batch {latency.get('batch', '?')}, {latency.get('threads', '?')} thread(s), "
                   f"{latency.get('runs', '?')} runs after {latency.get('warmup', '?')} warm-up.", "",
-                  *_artifact_rows(report), ""]
+                  *_artifact_rows(report), "", *_runtime_notes(report)]
     lines += _search_section(report)
     trained_on = compute_sentence(report)
     lines += ["## Stages", "", *([trained_on, ""] if trained_on else []), *_stage_rows(report), "",
@@ -111,6 +111,22 @@ def _artifact_rows(report: dict) -> list[str]:
             f"{format_number(lat.get('p99'), 3)} |"
         )
     return rows
+
+
+def _runtime_notes(report: dict) -> list[str]:
+    """One line per artifact whose runtime measured more than the table shows: TFLite Micro's
+    arena and flash bytes, and that its latency is the host's, not the microcontroller's."""
+    lines = []
+    for a in report.get("artifacts", []):
+        if a.get("arena_bytes") is None and not a.get("latency_note"):
+            continue
+        parts = [f"arena {format_number(a.get('arena_bytes'))} bytes (smallest that allocates; "
+                 f"TFLM's allocation report: {format_number(a.get('arena_report_bytes'))})",
+                 f"flash {format_number(a.get('flash_bytes'))} bytes"]
+        if a.get("latency_note"):
+            parts.append(f"p50/p90/p99 are {a['latency_note']}")
+        lines.append(f"- {a['name']} on {a.get('runtime')}: " + "; ".join(parts) + ".")
+    return lines + [""] if lines else []
 
 
 def _details(stage: dict) -> str:

@@ -5,7 +5,7 @@
 Dispatch goes through the table below (DESIGN.md: registries, not if-ladders); which runtimes run
 which file format is the format registry's to say (`edgekit.formats.registry.runtime_for_path`).
 Importing this package is cheap: each runtime module imports its library (ai_edge_litert,
-onnxruntime) only when a file is opened.
+tflite_micro, onnxruntime) only when a file is opened.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from edgekit.errors import InputError
 from edgekit.runtimes.base import Runtime, Session, TensorInfo
 from edgekit.runtimes.litert import LiteRTRuntime
 from edgekit.runtimes.onnxruntime import OnnxRuntime
+from edgekit.runtimes.tflm import TFLMRuntime
 
 #: runtime name (as written in `evaluate.runtimes`) -> factory
 RUNTIMES: dict[str, Callable[[], Runtime]] = {
     "litert": LiteRTRuntime,
+    "tflm": TFLMRuntime,
     "onnxruntime": OnnxRuntime,
 }
 
@@ -32,7 +34,7 @@ def _unknown(kind: str, value: str, known: list[str]) -> InputError:
 
 
 def get_runtime(name: str) -> Runtime:
-    """The runtime called `name` ('litert' or 'onnxruntime'); InputError with a hint otherwise."""
+    """The runtime called `name` ('litert', 'tflm', 'onnxruntime'); InputError with a hint otherwise."""
     try:
         factory = RUNTIMES[name]
     except KeyError:

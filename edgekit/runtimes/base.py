@@ -1,14 +1,15 @@
 """The Runtime protocol: open an exported file on its deployment runtime and run it.
 
 Every number in an edgekit report comes from running the shipped file (DESIGN.md), so each runtime
-(LiteRT for .tflite, ONNX Runtime for .onnx) is wrapped in the same small `Session` interface:
+(LiteRT and TFLite Micro for .tflite, ONNX Runtime for .onnx) is wrapped in the same small `Session` interface:
 
     session = get_runtime("litert").open("model.tflite", threads=1)
     scores = session.predict(x_float32)          # quantizes / dequantizes int8 I/O itself
     session.latency(warmup=10, runs=100)         # {"p50": ..., "p90": ..., ...} in ms
 
 The batching, (de)quantization and timing logic lives here once; a runtime module only implements
-five small hooks (`_resize`, `_feed`, `_invoke`, `_fetch`, `_extra_description`). This module imports
+a few small hooks (`_resize`, `_feed`, `_invoke`, `_fetch`, `_version`, `_extra_description`), and
+`facts()` when it measures something of its own for the report. This module imports
 no runtime library, so it is cheap to import.
 """
 
@@ -116,6 +117,11 @@ class Session(abc.ABC):
         """The runtime library's version."""
 
     def _extra_description(self) -> dict:
+        return {}
+
+    def facts(self) -> dict:
+        """Figures only this runtime gives, for the file's entry in report.json beside its accuracy and
+        latency (TFLite Micro's arena and flash bytes); {} for most runtimes. May take a moment."""
         return {}
 
     # ---- shared logic ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ _TORCH_QAT_IO = ("LiteRT-Torch gives a quantization-aware torch model int8 input
                  "use io: int8")
 
 FORMAT = Format(
-    name="tflite", suffix=".tflite", runtimes=("litert",),
+    name="tflite", suffix=".tflite", runtimes=("litert", "tflm"),
     description="LiteRT (TensorFlow Lite) flatbuffer, for Android, iOS and embedded Linux",
     writers={
         "keras": Writer(
