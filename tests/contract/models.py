@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -45,6 +45,7 @@ class TinyModels:
     float_tolerance: dict = field(default_factory=dict)
     features: int = N_FEATURES
     classes: int = N_CLASSES
+    fixed_batch: Optional[int] = None  # the batch a runtime that cannot resize runs (TFLite Micro: 1)
 
     @property
     def quantized_kinds(self) -> list[str]:
@@ -90,6 +91,15 @@ def tflite_models(folder: Path) -> TinyModels:
         io_dtypes={"float": "float32", "int8": "int8", "uint8": "uint8"},
         names=("x", "Identity"), params=N_FEATURES * N_HIDDEN + N_HIDDEN * N_CLASSES + N_CLASSES,
         x=x, reference=model(x).numpy(), float_tolerance={"atol": 1e-5})
+
+
+def tflm_models(folder: Path) -> TinyModels:
+    """The .tflite files of `tflite_models`, run on TensorFlow Lite Micro (batch 1, one sample at a time)."""
+    from edgekit.runtimes.tflm import tflm_version
+
+    models = tflite_models(folder)
+    models.runtime, models.version, models.fixed_batch = "tflm", tflm_version(), 1
+    return models
 
 
 # ---- .onnx --------------------------------------------------------------------------------------
@@ -173,5 +183,6 @@ def onnx_models(folder: Path) -> TinyModels:
 #: runtime name (as in edgekit.runtimes.RUNTIMES) -> builder of its tiny files
 TINY_MODELS: dict[str, Callable[[Path], TinyModels]] = {
     "litert": tflite_models,
+    "tflm": tflm_models,
     "onnxruntime": onnx_models,
 }

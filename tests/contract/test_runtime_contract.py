@@ -13,7 +13,7 @@ import pytest
 
 from edgekit.errors import InputError
 from edgekit.formats.files import file_size, model_files, param_count
-from edgekit.formats.registry import runtime_for_format, runtime_for_path
+from edgekit.formats.registry import get_format, runtime_for_format, runtime_for_path
 from edgekit.runtimes import RUNTIMES, get_runtime
 from edgekit.runtimes.base import TensorInfo, dequantize, quantize
 from tests.contract.models import TINY_MODELS, TinyModels
@@ -54,10 +54,12 @@ def check_quantization(info: TensorInfo, dtype: str) -> None:
 def test_the_registry_finds_the_runtime_by_name_format_and_path(tiny):
     runtime = get_runtime(tiny.runtime)
     assert runtime.name == tiny.runtime and runtime.version() == tiny.version
-    assert runtime_for_format(runtime.file_format).name == tiny.runtime
+    fmt = get_format(runtime.file_format)
+    assert tiny.runtime in fmt.runtimes  # a format's first runtime is its default (.tflite: litert, then tflm)
+    assert runtime_for_format(runtime.file_format).name == fmt.default_runtime == fmt.runtimes[0]
     for path in tiny.files.values():
         assert path.suffix == "." + runtime.file_format
-        assert runtime_for_path(path).name == tiny.runtime
+        assert runtime_for_path(path).name == fmt.default_runtime
 
 
 def test_file_facts_of_built_models(tiny):
@@ -114,7 +116,11 @@ def test_predict_streams_batches_and_reports_progress(tiny, n, batch_size, progr
         calls = []
         batched = session.predict(tiny.x[:n], batch_size=batch_size,
                                   progress=lambda done, total: calls.append((done, total)))
-        assert calls == progress, kind
+        if tiny.fixed_batch is None:
+            assert calls == progress, kind
+        else:  # a runtime that runs the file's own batch reports after every batch of that size
+            step = tiny.fixed_batch
+            assert calls == [(min(done, n), n) for done in range(step, n + step, step)], kind
         assert batched.dtype == np.float32 and batched.shape == (n, tiny.classes), kind
         single = session.predict(tiny.x[:min(n, 50)], batch_size=1)
         np.testing.assert_allclose(batched[:50], single, atol=1e-6)
@@ -138,9 +144,10 @@ def test_latency_percentiles(tiny, kind, warmup, runs):
     session = open_session(tiny, kind, threads=2)
     calls = []
     lat = session.latency(warmup=warmup, runs=runs, batch=4, progress=lambda done, total: calls.append((done, total)))
+    batch = tiny.fixed_batch or 4  # a runtime that cannot resize times (and reports) the file's own batch
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and lat["min"] > 0
     assert lat["min"] <= lat["mean"] <= lat["max"]
-    assert (lat["runs"], lat["warmup"], lat["batch"], lat["threads"]) == (runs, warmup, 4, 2)
+    assert (lat["runs"], lat["warmup"], lat["batch"], lat["threads"]) == (runs, warmup, batch, 2)
     assert calls[-1] == (runs, runs) and [d for d, _ in calls] == sorted(d for d, _ in calls)
     # predict still works after latency resized the batch to 4
     assert session.predict(np.zeros((3, tiny.features), np.float32)).shape == (3, tiny.classes)
@@ -193,7 +200,7 @@ def test_truncated_missing_and_directory_paths_are_input_errors(tiny, tmp_path):
 # ---- what every runtime shares: the registry and the boundary arithmetic ------------------------
 
 def test_registry_dispatch():
-    assert set(RUNTIMES) == {"litert", "onnxruntime"}
+    assert set(RUNTIMES) == {"litert", "tflm", "onnxruntime"}
     assert runtime_for_format("onnx").name == "onnxruntime"
     assert runtime_for_format(".tflite").name == "litert"
     assert runtime_for_path("a/model.onnx").file_format == "onnx"

@@ -46,9 +46,9 @@ def test_formats_by_name_and_suffix():
 
 
 def test_runtimes_come_from_the_formats():
-    assert registry.runtime_names() == ("litert", "onnxruntime")
-    assert registry.runtimes_description() == "litert runs .tflite, onnxruntime runs .onnx"
-    assert registry.runtime_for_format("tflite").name == "litert"
+    assert registry.runtime_names() == ("litert", "tflm", "onnxruntime")
+    assert registry.runtimes_description() == "litert runs .tflite, tflm runs .tflite, onnxruntime runs .onnx"
+    assert registry.runtime_for_format("tflite").name == "litert"  # the default: the first runtime listed
     assert registry.runtime_for_path("m.onnx").name == "onnxruntime"
     with pytest.raises(InputError, match="unknown model format 'pb'"):
         registry.runtime_for_format("pb")
