@@ -1,7 +1,10 @@
 """Gates: pure functions of report.json, so `compress` and `edgekit gate` judge alike.
 
 Each gate yields one result per artifact it applies to: {"gate", "artifact", "limit", "value",
-"unit", "passed"}. A gate whose figure is missing fails: an unmeasured model never passes.
+"unit", "passed"}. A gate whose figure is missing fails: an unmeasured model never passes. A file
+measured on several runtimes (a .tflite on LiteRT and TFLite Micro) has one entry per runtime: the
+gates on what a runtime measures (accuracy) judge each entry, named "model.tflite on tflm"; those on
+the file itself (its bytes) judge the file once.
 
     >>> evaluate_gates(report, {"max_size": 65536, "min_accuracy": 0.95})
     [{'gate': 'max_size', 'artifact': 'model.tflite', 'limit': 65536, 'value': 14112, ...}, ...]
@@ -21,8 +24,24 @@ def _finals(report: dict) -> list[dict]:
     return [a for a in report.get("artifacts", []) if a.get("role") == "final"]
 
 
-def _find(report: dict, role: str, fmt: str) -> Optional[dict]:
-    return next((a for a in report.get("artifacts", []) if a.get("role") == role and a.get("format") == fmt), None)
+def _one_per_file(entries: list, name=lambda a: a.get("name")) -> list:
+    """`entries` without the later ones of a file already listed (another runtime's entry of it)."""
+    first: dict = {}
+    for entry in entries:
+        first.setdefault(name(entry), entry)
+    return list(first.values())
+
+
+def label(report: dict, artifact: dict) -> str:
+    """The artifact's name, with its runtime when the report measured that file on several."""
+    name = artifact.get("name", "?")
+    runtimes = {a.get("runtime") for a in report.get("artifacts", []) if a.get("name") == name}
+    return f"{name} on {artifact.get('runtime')}" if len(runtimes) > 1 else name
+
+
+def _find(report: dict, role: str, fmt: str, runtime: Optional[str] = None) -> Optional[dict]:
+    return next((a for a in report.get("artifacts", []) if a.get("role") == role and a.get("format") == fmt
+                 and (runtime is None or a.get("runtime") in (runtime, None))), None)
 
 
 def _teacher(report: dict) -> Optional[dict]:
@@ -36,7 +55,7 @@ def _result(gate: str, artifact: str, limit: Any, value: Any, passed: bool, unit
 
 def _max_size(report, limit):
     return [_result("max_size", a["name"], limit, a.get("bytes"), a.get("bytes") is not None and a["bytes"] <= limit,
-                    "bytes") for a in _finals(report)]
+                    "bytes") for a in _one_per_file(_finals(report))]
 
 
 def _quality_drop(report: dict, artifact: dict) -> Optional[float]:
@@ -54,19 +73,19 @@ def _max_accuracy_drop(report, limit):
     results = []
     for a in _finals(report):
         drop = _quality_drop(report, a)
-        results.append(_result("max_accuracy_drop", a["name"], limit, drop,
+        results.append(_result("max_accuracy_drop", label(report, a), limit, drop,
                                drop is not None and drop <= limit + EPSILON, unit))
     return results
 
 
 def _min_accuracy(report, limit):
-    return [_result("min_accuracy", a["name"], limit, a.get("accuracy"),
+    return [_result("min_accuracy", label(report, a), limit, a.get("accuracy"),
                     a.get("accuracy") is not None and a["accuracy"] >= limit - EPSILON, "accuracy")
             for a in _finals(report)]
 
 
 def _max_latency_ms(report, limit):
-    final = _find(report, "final", "tflite")
+    final = _find(report, "final", "tflite", runtime="litert")
     p50 = ((final or {}).get("latency_ms") or {}).get("p50")
     return [_result("max_latency_ms", final["name"] if final else "model.tflite", limit, p50,
                     p50 is not None and p50 <= limit, "ms (p50, LiteRT)")]
@@ -122,11 +141,17 @@ def _growth(old: dict, new: dict) -> Optional[float]:
 
 
 def _pairs(report: dict, baseline: dict, match: str) -> list[tuple[dict, Optional[dict]]]:
-    """(final artifact, the baseline's final artifact with the same `match` key) for every final artifact
-    that has one; when none has, every final artifact paired with None, so the gates fail visibly."""
-    old = {a.get(match): a for a in _finals(baseline)}
-    pairs = [(a, old[a.get(match)]) for a in _finals(report) if a.get(match) in old]
+    """(final artifact, the baseline's final artifact with the same `match` key, and runtime where both
+    have one) for every final artifact that has one; when none has, every final artifact paired with None, so the gates fail visibly."""
+    pairs = [(a, _partner(a, _finals(baseline), match)) for a in _finals(report)]
+    pairs = [(a, old) for a, old in pairs if old is not None]
     return pairs or [(a, None) for a in _finals(report)]
+
+
+def _partner(artifact: dict, olds: list[dict], match: str) -> Optional[dict]:
+    """The entry of `olds` with the artifact's `match` key, measured on its runtime when there is one."""
+    same = [old for old in olds if old.get(match) == artifact.get(match)]
+    return next((old for old in same if old.get("runtime") == artifact.get("runtime")), same[0] if same else None)
 
 
 def regression_gates(report: dict, baseline: dict, max_growth: Optional[float] = None,
@@ -150,7 +175,7 @@ def regression_gates(report: dict, baseline: dict, max_growth: Optional[float] =
     results: list[dict] = []
     pairs = _pairs(report, baseline, match)
     if max_growth is not None:
-        for new, old in pairs:
+        for new, old in _one_per_file(pairs, name=lambda pair: pair[0].get("name")):
             growth = _growth(old, new) if old else None
             results.append(_result("max_growth", new.get("name", "?"), max_growth, growth,
                                    growth is not None and growth <= max_growth + EPSILON,
@@ -159,7 +184,7 @@ def regression_gates(report: dict, baseline: dict, max_growth: Optional[float] =
         unit = ("accuracy" if metric == "accuracy" else "mae") + " vs baseline"
         for new, old in pairs:
             drop = _quality_loss(metric, old, new) if old and same_metric else None
-            results.append(_result("max_accuracy_drop_vs_baseline", new.get("name", "?"), max_accuracy_drop, drop,
+            results.append(_result("max_accuracy_drop_vs_baseline", label(report, new), max_accuracy_drop, drop,
                                    drop is not None and drop <= max_accuracy_drop + EPSILON, unit))
     return results
 

@@ -285,3 +285,41 @@ def test_verdict_is_the_exit_code(passed, code):
     results = [{"gate": "max_size", "artifact": "a", "passed": p} for p in passed]
 
     assert verdict(results) == code
+
+
+def two_runtime_report() -> dict:
+    """model.tflite measured on TFLite Micro first, then LiteRT (evaluate.runtimes: [tflm, litert])."""
+    report = make_report()
+    litert = next(a for a in report["artifacts"] if a["name"] == "model.tflite")
+    litert["runtime"] = "litert"
+    tflm = {**copy.deepcopy(litert), "runtime": "tflm", "accuracy": 0.90, "latency_ms": {"p50": 40.0}}
+    report["artifacts"].insert(report["artifacts"].index(litert), tflm)
+    return report
+
+
+def test_a_file_on_two_runtimes_is_judged_per_runtime_on_accuracy_and_once_on_bytes():
+    report = two_runtime_report()
+
+    sizes = evaluate_gates(report, {"max_size": 55_000})
+    accuracy = evaluate_gates(report, {"min_accuracy": 0.95})
+    latency = evaluate_gates(report, {"max_latency_ms": 2.0})
+
+    assert [(r["artifact"], r["passed"]) for r in sizes] == [("model.tflite", True), ("model.onnx", False)]
+    assert [(r["artifact"], r["value"], r["passed"]) for r in accuracy] == [
+        ("model.tflite on tflm", 0.90, False), ("model.tflite on litert", 0.965, True), ("model.onnx", 0.96, True)]
+    (gate,) = latency
+    assert (gate["value"], gate["passed"]) == (1.5, True)  # LiteRT's p50, not TFLite Micro's host figure
+
+
+def test_a_baseline_pairs_each_runtime_with_its_own_entry():
+    from edgekit.gates import regression_gates
+
+    old, new = two_runtime_report(), two_runtime_report()
+    next(a for a in new["artifacts"] if a.get("runtime") == "tflm")["accuracy"] = 0.85
+
+    results = regression_gates(new, old, max_growth=0.0, max_accuracy_drop=0.01)
+
+    growth = [(r["artifact"], r["value"]) for r in results if r["gate"] == "max_growth"]
+    drops = {r["artifact"]: r["value"] for r in results if r["gate"] == "max_accuracy_drop_vs_baseline"}
+    assert growth == [("model.tflite", 0.0), ("model.onnx", 0.0)]
+    assert drops == {"model.tflite on tflm": pytest.approx(0.05), "model.tflite on litert": 0.0, "model.onnx": 0.0}
