@@ -18,6 +18,8 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 EPSILON = 1e-9
+#: the runtime that measures a microcontroller's tensor arena and flash (`edgekit.runtimes.tflm`)
+MICRO_RUNTIME = "tflm"
 
 
 def _finals(report: dict) -> list[dict]:
@@ -100,12 +102,32 @@ def _min_compression(report, limit):
                     ratio is not None and ratio >= limit - EPSILON, "x (baseline.tflite / model.tflite bytes)")]
 
 
+def _on_micro(report: dict, gate: str, key: str, limit, unit: str) -> list[dict]:
+    """`key` of each final file measured on TFLite Micro (its runtime measures the arena and flash
+    an MCU build needs) against `limit`; one failing result when no file was run there."""
+    entries = [a for a in _finals(report) if a.get("runtime") == MICRO_RUNTIME]
+    if not entries:
+        return [_result(gate, f"model.tflite on {MICRO_RUNTIME}", limit, None, False, unit)]
+    return [_result(gate, label(report, a), limit, a.get(key), a.get(key) is not None and a[key] <= limit, unit)
+            for a in entries]
+
+
+def _max_arena(report, limit):
+    return _on_micro(report, "max_arena", "arena_bytes", limit, "bytes (smallest TFLM tensor arena)")
+
+
+def _max_flash(report, limit):
+    return _on_micro(report, "max_flash", "flash_bytes", limit, "bytes (model flashed with TFLM)")
+
+
 GATES: dict[str, Callable[[dict, Any], list[dict]]] = {
     "max_size": _max_size,
     "max_accuracy_drop": _max_accuracy_drop,
     "min_accuracy": _min_accuracy,
     "max_latency_ms": _max_latency_ms,
     "min_compression": _min_compression,
+    "max_arena": _max_arena,
+    "max_flash": _max_flash,
 }
 
 

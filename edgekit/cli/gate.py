@@ -19,7 +19,7 @@ from typing import Optional
 import click
 
 from edgekit.cli.console import stdout, user_errors
-from edgekit.formats.registry import format_for_path, known_suffixes
+from edgekit.formats.registry import format_for_path, formats_run_on, known_suffixes
 
 
 # ---- gate: inputs ----------------------------------------------------------------------------
@@ -59,8 +59,9 @@ def load_report_file(path: Path, what: str = "report") -> dict:
     return data
 
 
-def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
-    """A one-artifact report of a bare model file: its size, and its latency when a latency gate asks."""
+def _model_report(path: Path, max_latency_ms: Optional[float], micro: bool = False) -> dict:
+    """A report of a bare model file: its size, its latency when a latency gate asks, and (`micro`)
+    a second entry for the file on TFLite Micro with the arena and flash it needs."""
     from edgekit.errors import InputError
     from edgekit.formats.files import file_size
 
@@ -73,11 +74,20 @@ def _model_report(path: Path, max_latency_ms: Optional[float]) -> dict:
         from edgekit.bench import bench
 
         artifact["latency_ms"] = bench(path)["latency_ms"]
-    return {"artifacts": [artifact]}
+    if not micro:
+        return {"artifacts": [artifact]}
+    from edgekit.gates import MICRO_RUNTIME
+    from edgekit.runtimes import get_runtime
+
+    if MICRO_RUNTIME not in fmt.runtimes:
+        raise InputError(f"{path}: --max-arena and --max-flash are measured on TFLite Micro, which runs "
+                         f"{', '.join(f.suffix for f in formats_run_on(MICRO_RUNTIME))} files")
+    with get_runtime(MICRO_RUNTIME).open(path) as session:
+        return {"artifacts": [artifact, {**artifact, "runtime": MICRO_RUNTIME, **session.facts()}]}
 
 
 def collect_results(target: str, max_size, min_accuracy, max_latency_ms, max_accuracy_drop, baseline_path,
-                    max_growth) -> list[dict]:
+                    max_growth, max_arena=None, max_flash=None) -> list[dict]:
     """Read TARGET (model file, report.json or run directory) and the baseline; return every gate result."""
     from edgekit.errors import InputError
     from edgekit.gates import artifact_latency_gate, evaluate_gates, regression_gates
@@ -85,36 +95,42 @@ def collect_results(target: str, max_size, min_accuracy, max_latency_ms, max_acc
 
     path = Path(target)
     is_model = path.suffix.lower() in known_suffixes()
-    try:
-        size_limit = parse_size(max_size) if max_size is not None else None
-    except ValueError as exc:
-        raise InputError(f"--max-size: {exc}") from None
+    limits = {}
+    for flag, value in (("--max-size", max_size), ("--max-arena", max_arena), ("--max-flash", max_flash)):
+        try:
+            limits[flag] = parse_size(value) if value is not None else None
+        except ValueError as exc:
+            raise InputError(f"{flag}: {exc}") from None
+    size_limit, arena_limit, flash_limit = limits.values()
+    micro = arena_limit is not None or flash_limit is not None
     try:
         growth = parse_growth(max_growth) if max_growth is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if size_limit is None and min_accuracy is None and max_latency_ms is None and max_accuracy_drop is None \
-            and growth is None:
+            and growth is None and not micro:
         raise InputError("no gate given: use at least one of --max-size, --min-accuracy, --max-latency-ms, "
-                         "--max-accuracy-drop, or --baseline with --max-growth")
+                         "--max-accuracy-drop, --max-arena, --max-flash, or --baseline with --max-growth")
     if growth is not None and baseline_path is None:
         raise InputError("--max-growth compares against an older report: give it with --baseline OLD_REPORT.json")
     if is_model and (min_accuracy is not None or max_accuracy_drop is not None):
         raise InputError(f"{target}: accuracy gates need a report (report.json or a run directory from "
                          "`edgekit compress`); a model file alone carries no accuracy. Only --max-size, "
-                         "--max-latency-ms and --baseline --max-growth apply to a model file")
+                         "--max-latency-ms, --max-arena, --max-flash and --baseline --max-growth apply to a "
+                         "model file")
     if not is_model and not path.is_dir() and path.suffix.lower() != ".json":
         raise InputError(f"{target}: expected a {' or '.join(known_suffixes())} model, a report.json, or a "
                          "run directory")
     baseline = load_report_file(Path(baseline_path), "baseline report") if baseline_path is not None else None
-    report = _model_report(path, max_latency_ms) if is_model else load_report_file(path)
+    report = _model_report(path, max_latency_ms, micro) if is_model else load_report_file(path)
 
     # --max-accuracy-drop: against the teacher in the same report (as the recipe's gate), or, with
     # --baseline, against the same artifact in the baseline (a regression check).
     teacher_drop = max_accuracy_drop if baseline is None else None
     results = evaluate_gates(report, {"max_size": size_limit, "min_accuracy": min_accuracy,
                                       "max_accuracy_drop": teacher_drop,
-                                      "max_latency_ms": None if is_model else max_latency_ms})
+                                      "max_latency_ms": None if is_model else max_latency_ms,
+                                      "max_arena": arena_limit, "max_flash": flash_limit})
     if is_model and max_latency_ms is not None:
         results.append(artifact_latency_gate(report["artifacts"][0], max_latency_ms))
     if baseline is not None:
@@ -170,6 +186,9 @@ def junit_xml(results: list[dict]) -> bytes:
               help="Highest p50 in ms: LiteRT p50 of model.tflite from a report; a model file is benchmarked.")
 @click.option("--max-accuracy-drop", type=float,
               help="Largest accuracy drop (MAE rise): against the teacher, or against --baseline when given.")
+@click.option("--max-arena", metavar="SIZE",
+              help="Largest TFLite Micro tensor arena (a report's tflm entries; a .tflite is run on TFLM).")
+@click.option("--max-flash", metavar="SIZE", help="Largest .tflite flashed with TFLite Micro (as --max-arena).")
 @click.option("--baseline", "baseline_path", metavar="OLD_REPORT.json",
               help="An older report.json (or run directory) to compare final artifacts with, by name.")
 @click.option("--max-growth", metavar="PCT", help="Largest size growth over --baseline: 5% or 0.05.")
@@ -177,8 +196,9 @@ def junit_xml(results: list[dict]) -> bytes:
 @click.option("--json", "as_json", is_flag=True, help="Print {passed, exit_code, gates} as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def gate_command(target: str, max_size: Optional[str], min_accuracy: Optional[float], max_latency_ms: Optional[float],
-                 max_accuracy_drop: Optional[float], baseline_path: Optional[str], max_growth: Optional[str],
-                 junit_path: Optional[str], as_json: bool, debug: bool) -> None:
+                 max_accuracy_drop: Optional[float], max_arena: Optional[str], max_flash: Optional[str],
+                 baseline_path: Optional[str], max_growth: Optional[str], junit_path: Optional[str], as_json: bool,
+                 debug: bool) -> None:
     """Check MODEL (.tflite/.onnx: size, latency) or REPORT (report.json or run directory: every gate).
 
     Exit codes: 0 every gate passed; 1 a gate failed; 2 bad input (missing file, invalid JSON, no
@@ -188,7 +208,7 @@ def gate_command(target: str, max_size: Optional[str], min_accuracy: Optional[fl
 
     with user_errors(debug):
         results = collect_results(target, max_size, min_accuracy, max_latency_ms, max_accuracy_drop,
-                                  baseline_path, max_growth)
+                                  baseline_path, max_growth, max_arena, max_flash)
         code = verdict(results)
         if junit_path:
             from edgekit.errors import InputError

@@ -69,6 +69,11 @@ def known_suffixes() -> tuple[str, ...]:
     return tuple(f.suffix for f in FORMATS.values())
 
 
+def formats_run_on(runtime: str) -> list[Format]:
+    """The formats whose files `runtime` runs."""
+    return [fmt for fmt in FORMATS.values() if runtime in fmt.runtimes]
+
+
 def runtime_names() -> tuple[str, ...]:
     """Every runtime some format can run on, in registry order."""
     seen: dict[str, None] = {}

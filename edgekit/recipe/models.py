@@ -230,6 +230,8 @@ class GatesConfig(Strict):
     min_accuracy: Optional[Fraction] = None
     max_latency_ms: Optional[Annotated[float, Field(gt=0.0)]] = None
     min_compression: Optional[Annotated[float, Field(gt=0.0)]] = None
+    max_arena: Optional[Size] = None  # TFLite Micro's tensor arena, measured on the tflm runtime
+    max_flash: Optional[Size] = None  # the .tflite flashed with TFLite Micro
 
 
 class ComputeConfig(Strict):
@@ -282,6 +284,10 @@ class Recipe(Strict):
             )
         if self.gates.max_latency_ms is not None and "litert" not in self.evaluate.runtimes:
             raise ValueError("gates.max_latency_ms is the p50 on LiteRT: it needs tflite in export.formats")
+        for gate in ("max_arena", "max_flash"):
+            if getattr(self.gates, gate) is not None and "tflm" not in self.evaluate.runtimes:
+                raise ValueError(f"gates.{gate} is measured on TFLite Micro: add tflm to evaluate.runtimes "
+                                 "(for example [litert, tflm]), with tflite in export.formats")
         if self.gates.min_compression is not None and "tflite" not in self.export.formats:
             raise ValueError("gates.min_compression compares .tflite sizes: it needs tflite in export.formats")
         if self.task == "regression" and self.gates.min_accuracy is not None:

@@ -170,9 +170,13 @@ def test_recipe_measures_the_ptq_wake_word_model_on_litert_and_tflm_side_by_side
     shared_model("tiny_sww/str_ww_ref_model.h5")
     out = tmp_path / "run"
     result = run_edgekit("compress", str(ROOT / "recipes" / "tiny_sww.yaml"), "--output", str(out), "-q",
-                         "--set", "evaluate.runtimes=[litert,tflm,onnxruntime]")
+                         "--set", "evaluate.runtimes=[litert,tflm,onnxruntime]",
+                         "--set", "gates.max_arena=17KB", "--set", "gates.max_flash=80KB")
     assert result.returncode == 0, result.stderr + result.stdout
     report = read_report(out)
+    micro_gates = {g["gate"]: g for g in report["gates"] if g["gate"] in ("max_arena", "max_flash")}
+    assert {(name, g["artifact"], g["passed"]) for name, g in micro_gates.items()} == {
+        ("max_arena", "model.tflite on tflm", True), ("max_flash", "model.tflite on tflm", True)}
     finals = {a["runtime"]: a for a in report["artifacts"] if a["name"] == "model.tflite"}
     assert set(finals) == {"litert", "tflm"}
     lite, micro = finals["litert"], finals["tflm"]
@@ -180,3 +184,30 @@ def test_recipe_measures_the_ptq_wake_word_model_on_litert_and_tflm_side_by_side
     assert micro["arena_bytes"] > 0 and micro["flash_bytes"] == micro["bytes"] == (out / "model.tflite").stat().st_size
     assert abs(micro["arena_bytes"] - micro["arena_report_bytes"]) <= 0.10 * micro["arena_report_bytes"]
     assert "not MCU time" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_arena_and_flash_gates_pass_and_fail_with_exit_codes_0_and_1(tmp_path):
+    """`edgekit gate` on a run's report (its tflm entries) and on a bare .tflite (run on TFLM)."""
+    shared_model("tiny_sww/str_ww_ref_model.h5")
+    out = tmp_path / "run"
+    run = run_edgekit("compress", str(ROOT / "recipes" / "tiny_sww.yaml"), "--output", str(out), "-q",
+                      "--set", "evaluate.runtimes=[litert,tflm]", "--set", "export.formats=[tflite]",
+                      "--set", "gates.max_arena=1KB")
+    assert run.returncode == 1 and "max_arena" in run.stdout  # the recipe's gate fails the run
+    arena = next(a for a in read_report(out)["artifacts"] if a["name"] == "model.tflite" and "arena_bytes" in a)
+    above, below = str(arena["arena_bytes"] + 1), str(arena["arena_bytes"] - 1)
+    flash = str(arena["flash_bytes"])
+
+    passing = run_edgekit("gate", str(out), "--max-arena", above, "--max-flash", flash, "--json")
+    failing = run_edgekit("gate", str(out), "--max-arena", below)
+    bare = run_edgekit("gate", str(out / "model.tflite"), "--max-arena", above, "--max-flash", str(int(flash) - 1),
+                       "--json")
+
+    assert passing.returncode == 0, passing.stderr
+    assert {g["gate"]: g["value"] for g in passing.json()["gates"]} == {"max_arena": arena["arena_bytes"],
+                                                                        "max_flash": arena["flash_bytes"]}
+    assert failing.returncode == 1 and "FAIL max_arena[model.tflite on tflm]" in failing.stdout
+    assert bare.returncode == 1, bare.stderr
+    assert [(g["gate"], g["value"], g["passed"]) for g in bare.json()["gates"]] == [
+        ("max_arena", arena["arena_bytes"], True), ("max_flash", arena["flash_bytes"], False)]

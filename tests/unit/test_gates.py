@@ -258,7 +258,8 @@ def test_results_follow_the_gate_order():
     results = evaluate_gates(make_report(), gates)
 
     assert [r["gate"] for r in results] == ["max_size", "max_size", "max_latency_ms", "min_compression"]
-    assert list(GATES) == ["max_size", "max_accuracy_drop", "min_accuracy", "max_latency_ms", "min_compression"]
+    assert list(GATES) == ["max_size", "max_accuracy_drop", "min_accuracy", "max_latency_ms", "min_compression",
+                          "max_arena", "max_flash"]
 
 
 def test_evaluate_gates_does_not_modify_the_report():
@@ -323,3 +324,22 @@ def test_a_baseline_pairs_each_runtime_with_its_own_entry():
     drops = {r["artifact"]: r["value"] for r in results if r["gate"] == "max_accuracy_drop_vs_baseline"}
     assert growth == [("model.tflite", 0.0), ("model.onnx", 0.0)]
     assert drops == {"model.tflite on tflm": pytest.approx(0.05), "model.tflite on litert": 0.0, "model.onnx": 0.0}
+
+
+def test_arena_and_flash_gates_judge_the_files_run_on_tflite_micro():
+    report = two_runtime_report()
+    tflm = next(a for a in report["artifacts"] if a.get("runtime") == "tflm")
+    tflm.update(arena_bytes=16_672, flash_bytes=50_000)
+
+    fits = evaluate_gates(report, {"max_arena": 17_000, "max_flash": 50_000})
+    too_big = evaluate_gates(report, {"max_arena": 16_671, "max_flash": 49_999})
+
+    assert [(r["gate"], r["artifact"], r["value"], r["passed"]) for r in fits] == [
+        ("max_arena", "model.tflite on tflm", 16_672, True), ("max_flash", "model.tflite on tflm", 50_000, True)]
+    assert [r["passed"] for r in too_big] == [False, False] and verdict(too_big) == 1
+
+
+def test_arena_gate_on_a_report_without_tflite_micro_fails_as_unmeasured():
+    (result,) = evaluate_gates(make_report(), {"max_arena": 1_000_000})
+
+    assert (result["value"], result["passed"]) == (None, False)

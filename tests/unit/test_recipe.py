@@ -71,7 +71,7 @@ def test_minimal_recipe_fills_the_documented_defaults(tmp_path):
     assert (latency.warmup, latency.runs, latency.threads, latency.batch) == (10, 100, 1, 1)
     assert recipe.gates.model_dump() == {
         "max_size": None, "max_accuracy_drop": None, "min_accuracy": None,
-        "max_latency_ms": None, "min_compression": None,
+        "max_latency_ms": None, "min_compression": None, "max_arena": None, "max_flash": None,
     }
 
 
@@ -375,6 +375,15 @@ def test_latency_gate_needs_litert(tmp_path):
     message = error_of(tmp_path, MINIMAL + "export:\n  formats: [onnx]\ngates:\n  max_latency_ms: 2\n")
 
     assert "gates.max_latency_ms" in message
+
+
+@pytest.mark.parametrize("gate", ["max_arena", "max_flash"])
+def test_microcontroller_gates_need_tflite_micro_among_the_runtimes(tmp_path, gate):
+    message = error_of(tmp_path, MINIMAL + f"gates:\n  {gate}: 64KB\n")
+    recipe = load(tmp_path, MINIMAL + f"evaluate:\n  runtimes: [litert, tflm]\ngates:\n  {gate}: 64KB\n")
+
+    assert f"gates.{gate}" in message and "add tflm to evaluate.runtimes" in message
+    assert getattr(recipe.gates, gate) == 64_000
 
 
 def test_compression_gate_needs_tflite(tmp_path):
