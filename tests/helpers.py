@@ -304,3 +304,18 @@ def image_folder_dataset(root: Path, side: int = 16, seed: int = 0, validation: 
     streamed = load_dataset(config, "classification", seed=seed, resolve=Path)
     in_memory = dataclasses.replace(streamed, **{k: np.asarray(getattr(streamed, k)) for k in ("x_train", "x_val", "x_test")})
     return streamed, in_memory
+
+
+def compiled_c_array(directory: Path, symbol: str = "g_model_data") -> bytes:
+    """Compile `directory`/model_data.cc with the system C compiler (`cc -c`, as a firmware build
+    would) and return the bytes its object file holds for `symbol`, checking they are 16-byte aligned."""
+    import re
+
+    subprocess.run(["cc", "-c", "model_data.cc", "-o", "model_data.o"], cwd=directory, check=True, capture_output=True)
+    subprocess.run(["objcopy", "-O", "binary", "--only-section=.rodata", "model_data.o", "rodata.bin"],
+                   cwd=directory, check=True)
+    symbols = subprocess.run(["nm", "-S", "--defined-only", "model_data.o"], cwd=directory, check=True,
+                             capture_output=True, text=True).stdout
+    (offset, size), = [(int(m[1], 16), int(m[2], 16)) for m in re.finditer(rf"(\w+) (\w+) R {symbol}$", symbols, re.M)]
+    assert offset % 16 == 0, f"{symbol} at offset {offset} is not 16-byte aligned"
+    return (Path(directory) / "rodata.bin").read_bytes()[offset:offset + size]

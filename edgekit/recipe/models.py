@@ -203,6 +203,7 @@ class ExportConfig(Strict):
     sparse: bool = False
     bundle: bool = True
     channels_last: Optional[bool] = None  # None: the framework's own layout; true: NHWC .tflite (torch)
+    c_array: bool = False  # model_data.h/.cc: model.tflite as a C array with its TFLite Micro arena
 
     @field_validator("formats")
     @classmethod
@@ -284,6 +285,9 @@ class Recipe(Strict):
             )
         if self.gates.max_latency_ms is not None and "litert" not in self.evaluate.runtimes:
             raise ValueError("gates.max_latency_ms is the p50 on LiteRT: it needs tflite in export.formats")
+        if self.export.c_array and not any("tflm" in fmt.runtimes for fmt in formats):
+            raise ValueError("export.c_array writes the .tflite that TFLite Micro runs as C source: it needs "
+                             "tflite in export.formats")
         for gate in ("max_arena", "max_flash"):
             if getattr(self.gates, gate) is not None and "tflm" not in self.evaluate.runtimes:
                 raise ValueError(f"gates.{gate} is measured on TFLite Micro: add tflm to evaluate.runtimes "

@@ -26,6 +26,7 @@ from edgekit import __version__
 from edgekit.artifact import Artifact
 from edgekit.run.cache import DISABLED, StageCache
 from edgekit.run.bundle import model_card, write_labels, write_model_card
+from edgekit.run.c_array import write_c_array
 from edgekit.data import Dataset, load_dataset
 from edgekit.environment import describe_environment
 from edgekit.run.exporting import export_all
@@ -234,6 +235,8 @@ def _lead(ctx: RunContext, target: Path) -> RunResult:
         artifacts = [teacher_entry, *measure_exports(exports, teacher_outputs, ctx)]
         artifacts = flag_artifacts(artifacts, final_model, teacher_outputs, ctx)
         report = _assemble(recipe, ctx, artifacts)
+        if recipe.export.c_array:
+            report["c_array"] = write_c_array(report, workdir)
         _write_bundle(recipe, ctx, report, workdir)
         write_report(workdir, report)
     return RunResult(report, target, report["exit_code"])

@@ -6,6 +6,7 @@ The Session checks shared by every runtime are in tests/contract/test_runtime_co
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from edgekit.evaluate import measure_file
 from edgekit.report.markdown import render_markdown
 from edgekit.runtimes import get_runtime
 from edgekit.runtimes.tflm_arena import parse_report
-from tests.helpers import ROOT, read_report, run_edgekit, shared_model
+from tests.helpers import ROOT, compiled_c_array, read_report, run_edgekit, shared_model
 
 
 def _sine_x() -> np.ndarray:
@@ -193,9 +194,16 @@ def test_arena_and_flash_gates_pass_and_fail_with_exit_codes_0_and_1(tmp_path):
     out = tmp_path / "run"
     run = run_edgekit("compress", str(ROOT / "recipes" / "tiny_sww.yaml"), "--output", str(out), "-q",
                       "--set", "evaluate.runtimes=[litert,tflm]", "--set", "export.formats=[tflite]",
-                      "--set", "gates.max_arena=1KB")
+                      "--set", "gates.max_arena=1KB", "--set", "export.c_array=true")
     assert run.returncode == 1 and "max_arena" in run.stdout  # the recipe's gate fails the run
-    arena = next(a for a in read_report(out)["artifacts"] if a["name"] == "model.tflite" and "arena_bytes" in a)
+    report = read_report(out)
+    arena = next(a for a in report["artifacts"] if a["name"] == "model.tflite" and "arena_bytes" in a)
+    # export.c_array: model.tflite as C source with the arena the run measured
+    assert report["c_array"] == {"model": "model.tflite", "files": ["model_data.h", "model_data.cc"],
+                                 "model_bytes": arena["flash_bytes"], "arena_bytes": arena["arena_bytes"]}
+    assert f"kTensorArenaSize = {arena['arena_bytes']};" in (out / "model_data.h").read_text()
+    if shutil.which("cc") and shutil.which("objcopy"):
+        assert compiled_c_array(out) == (out / "model.tflite").read_bytes()
     above, below = str(arena["arena_bytes"] + 1), str(arena["arena_bytes"] - 1)
     flash = str(arena["flash_bytes"])
 
@@ -211,3 +219,17 @@ def test_arena_and_flash_gates_pass_and_fail_with_exit_codes_0_and_1(tmp_path):
     assert bare.returncode == 1, bare.stderr
     assert [(g["gate"], g["value"], g["passed"]) for g in bare.json()["gates"]] == [
         ("max_arena", arena["arena_bytes"], True), ("max_flash", arena["flash_bytes"], False)]
+
+
+def test_a_c_array_without_a_tflm_measurement_measures_the_arena_itself(tmp_path):
+    from edgekit.run.c_array import write_c_array
+
+    model = shared_model("tflm/hello_world_int8.tflite")
+    (tmp_path / "model.tflite").write_bytes(model.read_bytes())
+    report = {"artifacts": [{"name": "model.tflite", "role": "final", "format": "tflite", "runtime": "litert"}]}
+
+    written = write_c_array(report, tmp_path)
+
+    with get_runtime("tflm").open(model) as session:
+        assert written["arena_bytes"] == session.facts()["arena_bytes"]
+    assert f"kTensorArenaSize = {written['arena_bytes']};" in (tmp_path / "model_data.h").read_text()
