@@ -25,7 +25,8 @@ def _search(workers: int, base: Path, quick: bool) -> tuple[float, dict]:
     args = [PYTHON, "-m", "edgekit.cli", "search", str(RECIPE), "--workers", str(workers), "--output", str(out),
             "--cache-dir", str(base / f"cache{workers}"), "-q", "--json"]
     if quick:
-        args += ["--trials", "4", "--set", "search.population=4"]
+        args += ["--trials", "4", "--set", "search.population=4", "--set", "stages.0.distill.epochs=4",
+                 "--set", "stages.1.prune.epochs=1"]
     seconds, proc = timed_run(args, timeout=1800)
     check(proc, f"edgekit search --workers {workers}", ok=(0, 1))
     return seconds, json.loads((out / "report.json").read_text())["search"]

@@ -9,13 +9,16 @@ the same Pareto front. Resumption and the shared student are in test_search_resu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +112,49 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            table[int(entry.name)] = (parent, cmdline)
+    return table
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _stop_cluster(temp: str, port: int) -> None:
+    """Kill the processes of the cluster started in `temp` on `port`, and their children (the workers).
+
+    Not `ray stop --force`: that kills every Ray process of the machine, among them the local Ray
+    instance of a search that another test (or the benchmark smoke test) runs at the same time."""
+    table = _processes()
+    marks = (temp, f":{port} ", f"={port} ")
+    doomed = {pid for pid, (_, cmd) in table.items() if any(mark in cmd + " " for mark in marks)}
+    grown = True
+    while grown:
+        children = {pid for pid, (parent, _) in table.items() if parent in doomed} - doomed
+        grown = bool(children)
+        doomed |= children
+    doomed.discard(os.getpid())
+    for pid in doomed:  # SIGKILL, as `ray stop --force` sends: the GCS server ignores SIGTERM
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in doomed):
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def ray_cluster():
     """A two-node Ray cluster on this machine (a head and a second node, one CPU each), stopped after.
@@ -127,7 +173,7 @@ def ray_cluster():
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"ray start failed: {exc.stderr[-2000:]}")
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_cluster(temp, port)
         shutil.rmtree(temp, ignore_errors=True)
 
 
