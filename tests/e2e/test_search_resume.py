@@ -20,6 +20,8 @@ from tests.helpers import ROOT, read_report, run_edgekit
 pytestmark = pytest.mark.slow
 
 RECIPE = ROOT / "recipes" / "digits_search.yaml"
+# What these tests check does not depend on how well the students learn: shorter training
+SHORT = ("--set", "stages.0.distill.epochs=8", "--set", "stages.1.prune.epochs=2")
 
 
 def _finished_trials(journal: Path) -> dict:
@@ -36,7 +38,7 @@ def _finished_trials(journal: Path) -> dict:
 def test_resume_after_an_interrupt_completes_the_budget_without_redoing_trials(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     args = [sys.executable, "-m", "edgekit.cli", "search", str(RECIPE), "--workers", "1", "--trials", "8",
-            "--set", "search.population=4", "--output", str(out), "--cache-dir", str(cache)]
+            "--set", "search.population=4", *SHORT, "--output", str(out), "--cache-dir", str(cache)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKIT_")}
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, lines = time.monotonic() + 600, []
@@ -56,7 +58,7 @@ def test_resume_after_an_interrupt_completes_the_budget_without_redoing_trials(t
 
     start = time.monotonic()
     result = run_edgekit("search", str(RECIPE), "--workers", "1", "--trials", "8", "--set", "search.population=4",
-                         "--output", str(out), "--cache-dir", str(cache), "--resume", "--json", timeout=900)
+                         *SHORT, "--output", str(out), "--cache-dir", str(cache), "--resume", "--json", timeout=900)
     resumed_wall = time.monotonic() - start
 
     assert result.returncode in (0, 1), result.stderr[-3000:]
@@ -73,14 +75,15 @@ def test_resume_is_refused_when_the_recipe_changed(tmp_path):
     out = tmp_path / "run"
     state = tmp_path / ".run.search"
     first = run_edgekit("search", str(RECIPE), "--trials", "1", "--output", str(out), "--set", "search.population=2",
-                        "-q")
+                        *SHORT, "-q")
     assert first.returncode in (0, 1), first.stderr[-2000:]
     (state).mkdir()
     (state / "journal.log").write_bytes((out / "search" / "journal.log").read_bytes())
 
     changed = run_edgekit("search", str(RECIPE), "--trials", "2", "--output", str(out), "--resume",
-                          "--set", "search.population=2", "--set", "gates.min_accuracy=0.5")
-    again = run_edgekit("search", str(RECIPE), "--trials", "2", "--output", str(out), "--set", "search.population=2")
+                          "--set", "search.population=2", *SHORT, "--set", "gates.min_accuracy=0.5")
+    again = run_edgekit("search", str(RECIPE), "--trials", "2", "--output", str(out), "--set", "search.population=2",
+                        *SHORT)
 
     assert changed.returncode == 2 and "another version of the recipe" in changed.stderr
     assert again.returncode == 2 and "--resume" in again.stderr and "interrupted search" in again.stderr
@@ -93,7 +96,7 @@ def test_trials_that_share_a_student_train_it_once(tmp_path):
     out = tmp_path / "run"
 
     result = run_edgekit("search", str(recipe), "--workers", "2", "--trials", "6", "--set", "search.population=6",
-                         "--output", str(out), "-q", timeout=900)
+                         *SHORT, "--output", str(out), "-q", timeout=900)
 
     assert result.returncode in (0, 1), result.stderr[-3000:]
     search = read_report(out)["search"]
