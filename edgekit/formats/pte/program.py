@@ -20,6 +20,7 @@ delegated ops and whose constant values (`xvalues` with a `constant_buffer_idx`)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -29,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgekit.errors import InputError
+from edgekit.quiet import native_stderr_silenced, quiet_python_loggers
 
 #: bytes 4..8 of every .pte: the flatbuffer file identifier of ExecuTorch's program schema
 PTE_IDENTIFIER = b"ET12"
@@ -109,6 +111,15 @@ class Program:
         return found
 
 
+@contextlib.contextmanager
+def quiet_imports():
+    """Import ExecuTorch's serializer without the notes torch and torchao log on import (torchao's
+    missing CUDA kernels, torch's pytree deprecations), which `edgekit inspect` users must not see."""
+    with native_stderr_silenced():
+        yield
+    quiet_python_loggers()
+
+
 def _value(entry: dict) -> tuple[dict, dict | None, str | None]:
     """(tensor fields, quantization params, their kind) of an XValue."""
     union = entry.get("xvalue_union") or {}
@@ -119,8 +130,9 @@ def _value(entry: dict) -> tuple[dict, dict | None, str | None]:
 
 def _decode_xnngraph(payload: bytes) -> dict:
     """The XNNGraph of an XNNPACK delegate payload, as JSON (flatc with the backend's schema.fbs)."""
-    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
-    from executorch.exir._serialize._flatbuffer import _flatc_decompile
+    with quiet_imports():
+        from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
+        from executorch.exir._serialize._flatbuffer import _flatc_decompile
 
     header = XNNHeader.from_bytes(payload[:XNNHeader.EXPECTED_LENGTH])
     graph = payload[header.flatbuffer_offset:header.flatbuffer_offset + header.flatbuffer_size]
@@ -178,7 +190,8 @@ def parse(data: bytes, path: Path) -> Program:
         raise InputError(f"{path}: not a valid .pte model (no '{PTE_IDENTIFIER.decode()}' ExecuTorch program "
                          "identifier; the file is truncated, corrupt or of another format)")
     try:
-        from executorch.exir._serialize._program import deserialize_pte_binary
+        with quiet_imports():
+            from executorch.exir._serialize._program import deserialize_pte_binary
 
         pte = deserialize_pte_binary(data)
         named = {}
