@@ -3,7 +3,8 @@ ships in the form XNNPACK really runs in integers.
 
 A float or post-training plan is written by the writer as it is (`edgekit.formats.pte.torch`). A QAT
 model (convert_pt2e'd with LiteRT-Torch's PT2EQuantizer, which derives from XNNPACK's) is first lowered
-as trained: when XNNPACK takes its quantized ops (int8 activations in the delegate, no quantize /
+as trained, its weights' quantize ops folded into int8 constants (`torch.folded_weights`): when
+XNNPACK takes its quantized ops (int8 activations in the delegate, no quantize /
 dequantize left to ExecuTorch's portable kernels), that file ships. Otherwise the QAT-trained float
 weights (`artifact.qat.float_model`) are quantized with XNNPACK's own PT2E quantizer on the
 calibration samples, as the ONNX exporter quantizes them with ONNX Runtime. `facts["quantization_choice"]`

@@ -5,12 +5,12 @@ How each plan is realized (`PLANS`; the plans refused are declared in `edgekit.f
 - float32: the exported model lowered as it is.
 - int8: PT2E post-training quantization with XNNPACK's own quantizer (`XNNPACKQuantizer`, symmetric
   int8, per-channel weights unless `per_channel: false`), activation ranges the min / max over every
-  calibration sample (`minmax_activations`; percentile and entropy are refused); layers the plan keeps float (`keep_float`, `overrides: float`) are left out of
-  the quantizer by module name (`set_module_name(layer, None)`), which is how XNNPACK's quantizer
-  skips a module. int16x8 overrides have no XNNPACK realization: a StageError says so.
+  calibration sample (`minmax_activations`; percentile and entropy are refused); layers the plan
+  keeps float (`keep_float`, `overrides: float`) are left out by the quantizer's node filter
+  (`set_filter_function`, matching the nodes each module made). int16x8 overrides have no XNNPACK realization: a StageError says so.
 - dynamic: the same quantizer with `is_dynamic=True`: int8 weights, activations quantized per run.
-- quantization-aware (`quantizer` given): the convert_pt2e'd QAT model as it is (its quantize /
-  dequantize pairs are what XNNPACK's partitioner fuses); `edgekit.formats.pte.export` decides
+- quantization-aware: the convert_pt2e'd QAT model with its weights' quantize ops folded
+  (`folded_weights`; its quantize / dequantize pairs are what XNNPACK's partitioner fuses); `edgekit.formats.pte.export` decides
   whether that or XNNPACK PTQ of the QAT-trained float weights ships.
 
 The file takes NCHW input with a static batch of 1 (or the batch a torch.export teacher is fixed
@@ -58,8 +58,11 @@ def xnnpack_quantizer(per_channel: bool, dynamic: bool = False, float_layers=())
     if not dynamic:
         config = minmax_activations(config)
     quantizer = XNNPACKQuantizer().set_global(config)
-    for layer in float_layers:
-        quantizer.set_module_name(layer, None)
+    if float_layers:  # XNNPACK's quantizer has no set_module_name(layer, None): filter the nodes instead
+        from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
+
+        kept = [get_module_name_filter(layer) for layer in float_layers]
+        quantizer.set_filter_function(lambda node: not any(made_by(node) for made_by in kept))
     return quantizer
 
 
@@ -110,6 +113,23 @@ def pt2e(module, example, samples: np.ndarray, quantizer, calibrate: bool):
     return converted
 
 
+def folded_weights(module):
+    """A copy of a convert_pt2e'd module with its weights' quantize ops folded into int8 constants.
+
+    edgekit's QAT models are converted with `fold_quantize=False` (what LiteRT-Torch wants), which
+    leaves `quantize_per_channel` on each float weight: XNNPACK's partitioner takes only int8
+    weights behind a dequantize, so the fold `convert_pt2e` would have done is done here, on a copy
+    (the artifact is not changed)."""
+    import copy
+
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+    from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+
+    folded = copy.deepcopy(module)
+    constant_fold(folded, _quant_node_constraint)
+    return folded
+
+
 def _float32(module, example, samples, plan) -> bytes:
     return _lower(module, example)
 
@@ -148,7 +168,7 @@ def to_pte(model: nn.Module, path: Path, plan: Optional[Plan] = None, calibratio
             example = conversion.example(model, samples).clone(memory_format=torch.contiguous_format)
             module = conversion.exportable(model, example)
             if quantization_aware:
-                content = _lower(module, example)
+                content = _lower(folded_weights(module), example)
             else:
                 content = PLANS[type(plan) if plan is not None else None](module, example, samples, plan)
     except StageError:
