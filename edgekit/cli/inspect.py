@@ -136,8 +136,9 @@ def render(console, info: dict) -> None:
               help="Skip TensorFlow Lite's GPU-delegate analyzer (it imports TensorFlow, which takes seconds).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and the frameworks' own logs.")
 def inspect_command(model_path: str, as_json: bool, top: int, no_gpu_check: bool, debug: bool) -> None:
-    """Describe MODEL (.tflite, .onnx or .pte): inputs/outputs, quantization, float ops, op histogram, sizes
-    (.pte: the ops delegated to XNNPACK and those left to ExecuTorch's kernels).
+    """Describe MODEL (.tflite, .onnx or .pte): inputs/outputs, quantization, float ops, op histogram, sizes.
+
+    A .pte also shows the ops delegated to XNNPACK and those left to ExecuTorch's own kernels.
 
     Exit codes: 0 done; 2 the file is missing or not a valid model.
     """
