@@ -10,8 +10,9 @@ Two entry points:
   The digits models run in ~5-15 µs, too small to show what int8 buys, so the same is measured on
   zoo conv models (cnn_small, mobilenet_v1, width 1.0) trained on synthetic 32x32x3 images: target
   int8 p50 ≤ 0.6 × float p50 on LiteRT, 1 thread. Full runs add the Keras QAT .onnx against the PTQ
-  .onnx of the same teacher on ONNX Runtime (target QAT p50 ≤ 1.2 × PTQ p50, timed back to back) and
-  the example-recipes table below.
+  .onnx of the same teacher on ONNX Runtime (target QAT p50 ≤ 1.2 × PTQ p50, timed back to back), the
+  torch sample teacher as float and int8 ExecuTorch .pte on ExecuTorch (`executorch_row`: bytes ratio,
+  target ≤ 0.35× within 1 point of the teacher, p50 at 1 and 2 threads) and the example-recipes table below.
 - the command line (kept for `tests/e2e/test_recipes.py::test_compression_benchmark_smoke`): runs
   each example recipe through the same pipeline as `edgekit compress`, prints a table and writes
   benchmarks/results/compression.json / .md. Every figure is read from the run's report.json.
@@ -248,6 +249,35 @@ def _conv32_table(rows: list[dict]) -> str:
                      "float p50 ms 2 thr", "int8 p50 ms 2 thr", "int8/float 2 thr"], body, "ll" + "r" * 10)
 
 
+#: the torch sample teacher quantized alone to an ExecuTorch .pte (quickstart with a torch teacher): full runs only,
+#: so a --quick run does not grow (~25 s: two XNNPACK lowerings and the int8 calibration)
+EXECUTORCH = ("teacher.path=sample_models/digits_cnn_torch.pt2", "export.formats=[pte]",
+              "evaluate.runtimes=[executorch]", "gates.min_compression=null", "gates.max_size=null")
+PTE_RATIO_TARGET = 0.35
+
+
+def executorch_row(quick: bool) -> dict:
+    """float and int8 .pte of the torch sample teacher on ExecuTorch: bytes, their ratio, accuracy and p50."""
+    report, run_dir, wall = _variant_run("quickstart", EXECUTORCH)
+    teacher, baseline, final = (_artifact(report, n) for n in ("teacher", "baseline.pte", "model.pte"))
+    latency = {name: _latencies(run_dir / name, "executorch", quick) for name in ("baseline.pte", "model.pte")}
+    return {"teacher_accuracy": teacher["accuracy"], "float_bytes": baseline["bytes"], "int8_bytes": final["bytes"],
+            "ratio": round(final["bytes"] / baseline["bytes"], 4), "float_accuracy": baseline["accuracy"],
+            "int8_accuracy": final["accuracy"], "int8_agreement": final["agreement"],
+            "float_p50_ms_1_thread": latency["baseline.pte"][1]["p50_ms"], "int8_p50_ms_1_thread": latency["model.pte"][1]["p50_ms"],
+            "float_p50_ms_2_threads": latency["baseline.pte"][2]["p50_ms"], "int8_p50_ms_2_threads": latency["model.pte"][2]["p50_ms"],
+            "wall_s": round(wall, 1)}
+
+
+def _executorch_table(row: dict) -> str:
+    return "\n".join([
+        "| file | bytes | accuracy (ExecuTorch) | p50 ms, 1 thread | p50 ms, 2 threads |", "|---|--:|--:|--:|--:|",
+        f"| baseline.pte (float32) | {row['float_bytes']:,} | {100 * row['float_accuracy']:.2f}% | "
+        f"{row['float_p50_ms_1_thread']:.4f} | {row['float_p50_ms_2_threads']:.4f} |",
+        f"| model.pte (int8) | {row['int8_bytes']:,} ({row['ratio']:.3f}×) | {100 * row['int8_accuracy']:.2f}% | "
+        f"{row['int8_p50_ms_1_thread']:.4f} | {row['int8_p50_ms_2_threads']:.4f} |"])
+
+
 def run(quick: bool = False) -> dict:
     """The run_all section: the precision table, the 32x32 int8 speed table and (full runs) the examples."""
     import common
@@ -256,6 +286,7 @@ def run(quick: bool = False) -> dict:
     conv = conv32_rows(quick)
     examples = []
     qat_onnx = None if quick else qat_onnx_row()
+    executorch = None if quick else executorch_row(quick)
     if not quick:
         for name in RECIPES:
             report, _, wall = _variant_run(name, ())
@@ -279,6 +310,15 @@ def run(quick: bool = False) -> dict:
     if qat_onnx is not None:
         text += ("\n\nThe Keras QAT .onnx against the PTQ .onnx of the same teacher on ONNX Runtime (1 thread):\n\n"
                  + _qat_onnx_table(qat_onnx))
+    if executorch is not None:
+        targets.append(common.target(
+            "pte_int8_vs_float_bytes", f"torch teacher int8 .pte ≤ {PTE_RATIO_TARGET} × float .pte bytes, within 1 point "
+            "of the teacher on ExecuTorch", executorch["ratio"],
+            executorch["ratio"] <= PTE_RATIO_TARGET and executorch["teacher_accuracy"] - executorch["int8_accuracy"] <= 0.01,
+            f"{executorch['int8_bytes']:,} vs {executorch['float_bytes']:,} bytes, "
+            f"{100 * executorch['int8_accuracy']:.2f}% vs teacher {100 * executorch['teacher_accuracy']:.2f}%"))
+        text += ("\n\nThe torch sample teacher as an ExecuTorch .pte (XNNPACK delegate; int8 by XNNPACK's PT2E "
+                 "quantizer), on ExecuTorch's runtime:\n\n" + _executorch_table(executorch))
     if examples:
         text += "\n\nThe example recipes (wall s: the whole in-process run, latency timing reduced to 1 run):\n\n" + table(examples)
     digits_float = next(r for r in precision if r["variant"] == "teacher float32" and r["runtime"] == "LiteRT")
@@ -300,7 +340,7 @@ def run(quick: bool = False) -> dict:
           "figures vary most from run to run.",
     ]
     return {"title": "Compression, accuracy and latency of each precision", "rows": precision, "conv32": conv,
-            "qat_onnx": qat_onnx, "examples": examples, "targets": targets, "table": text, "notes": notes}
+            "qat_onnx": qat_onnx, "executorch": executorch, "examples": examples, "targets": targets, "table": text, "notes": notes}
 
 
 def main(argv=None) -> int:

@@ -67,10 +67,17 @@ def _ort_threads(session) -> tuple[int, str]:
     return int(options.intra_op_num_threads), "onnxruntime get_session_options().intra_op_num_threads"
 
 
+def _executorch_threads(session) -> tuple[int, str]:
+    from edgekit.runtimes.executorch import pool_threads
+
+    return pool_threads(), "ExecuTorch's process-wide threadpool (_threadpool_get_thread_count), which XNNPACK runs on"
+
+
 #: runtime name -> (threads, where the figure comes from)
 RUNTIME_THREADS: dict[str, Callable[[object], tuple[int, str]]] = {
     "litert": _litert_threads,
     "onnxruntime": _ort_threads,
+    "executorch": _executorch_threads,
 }
 
 

@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 
 PACKAGES = ("edgekit", "tensorflow", "tf_keras", "tensorflow-model-optimization", "ai-edge-litert", "onnx",
-            "onnxruntime", "tf2onnx", "torch", "litert-torch", "numpy", "scikit-learn")
+            "onnxruntime", "tf2onnx", "torch", "litert-torch", "executorch", "numpy", "scikit-learn")
 
 
 def cpu_name() -> str:

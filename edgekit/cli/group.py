@@ -41,7 +41,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "init": LazyCommand("edgekit.cli.init:init_command",
                         "Write a commented starter recipe that runs as written (digits, a zoo teacher, int8)."),
     "inspect": LazyCommand("edgekit.cli.inspect:inspect_command",
-                           "Describe MODEL (.tflite or .onnx): inputs/outputs, quantization, float ops, op "
+                           "Describe MODEL (.tflite, .onnx or .pte): inputs/outputs, quantization, float ops, op "
                            "histogram, sizes."),
     "report": LazyCommand("edgekit.cli.report:report_command",
                           "Re-render RUN_DIR/report.md and report.html from RUN_DIR/report.json."),

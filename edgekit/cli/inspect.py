@@ -63,6 +63,16 @@ def float_warning(info: dict) -> str | None:
     return f"⚠ {len(float_ops)} ops run in float in this int8 model: {listed}{more}"
 
 
+def delegation_line(delegation: dict) -> str:
+    """`delegated to XnnpackBackend (1 subgraph): 7 ops (XNNConv2d ×2, ...); not delegated: none`."""
+    def listed(ops: dict) -> str:
+        return ", ".join(f"{name} ×{count}" for name, count in ops.items()) or "none"
+
+    done, left = delegation["delegated_ops"], delegation["non_delegated_ops"]
+    return (f"delegated to {delegation['backend']} ({delegation['delegates']} subgraph(s)): "
+            f"{sum(done.values())} ops ({listed(done)}); not delegated: {sum(left.values())} ops ({listed(left)})")
+
+
 def render(console, info: dict) -> None:
     """Print the compact human view of `inspect_model`'s result on a rich Console."""
     from rich.markup import escape
@@ -78,6 +88,9 @@ def render(console, info: dict) -> None:
         console.print(f"[yellow]{escape(warning)}[/]", soft_wrap=True)
         for op in quant["float_ops"][:8]:
             console.print(f"  [dim]{escape(op['op'])}: {escape(op['reason'])}[/]", soft_wrap=True)
+    delegation = info.get("delegation")
+    if delegation is not None:  # .pte: what XNNPACK runs and what ExecuTorch's own kernels run
+        console.print(delegation_line(delegation), soft_wrap=True)
     console.print(_io_table("inputs", info["inputs"]))
     console.print(_io_table("outputs", info["outputs"]))
 
@@ -123,7 +136,9 @@ def render(console, info: dict) -> None:
               help="Skip TensorFlow Lite's GPU-delegate analyzer (it imports TensorFlow, which takes seconds).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and the frameworks' own logs.")
 def inspect_command(model_path: str, as_json: bool, top: int, no_gpu_check: bool, debug: bool) -> None:
-    """Describe MODEL (.tflite or .onnx): inputs/outputs, quantization, float ops, op histogram, sizes.
+    """Describe MODEL (.tflite, .onnx or .pte): inputs/outputs, quantization, float ops, op histogram, sizes.
+
+    A .pte also shows the ops delegated to XNNPACK and those left to ExecuTorch's own kernels.
 
     Exit codes: 0 done; 2 the file is missing or not a valid model.
     """

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 from edgekit.errors import StageError
+from edgekit.precision import MINMAX
 
 
 def load(target: str) -> Callable[..., Any]:
@@ -24,9 +25,9 @@ def load(target: str) -> Callable[..., Any]:
 class Refusal:
     """A recipe choice a writer cannot produce, declared beside the writer as data.
 
-    `key` names the choice ("export.sparse", "export.channels_last.false", "qat.io.float32"; see
-    `edgekit.formats.registry.choices`), `setting` is how the user wrote it ("io: float32") and
-    `reason` says why and what to do instead."""
+    `key` names the choice ("export.sparse", "export.channels_last.false", "qat.io.float32",
+    "quantize.precision.int16x8", "quantize.calibration.entropy"; see `edgekit.formats.registry.choices`),
+    `setting` is how the user wrote it ("io: float32") and `reason` says why and what to do instead."""
 
     key: str
     setting: str
@@ -37,14 +38,20 @@ def choices(plan=None, options: Any = None) -> list[str]:
     """The refusable recipe choices made by `plan` and `options`, as `Refusal.key`s.
 
     `options` is anything with `sparse` and `channels_last` attributes (the recipe's `export:`
-    section) or None; `channels_last` None means "not given", which nothing refuses."""
+    section) or None; `channels_last` None means "not given", which nothing refuses. A plan makes
+    `quantize.precision.<name>`, `quantize.calibration.<rule>` when it clips (not minmax) and, when
+    quantization-aware, `qat.io.<io>`."""
     made = []
     if options is not None and getattr(options, "sparse", False):
         made.append("export.sparse")
     if options is not None and getattr(options, "channels_last", None) is False:
         made.append("export.channels_last.false")
-    if plan is not None and plan.quantization_aware:
-        made.append(f"qat.io.{plan.io}")
+    if plan is not None:
+        made.append(f"quantize.precision.{plan.precision}")
+        if plan.calibrated and plan.calibration != MINMAX and not plan.quantization_aware:
+            made.append(f"quantize.calibration.{plan.calibration}")
+        if plan.quantization_aware:
+            made.append(f"qat.io.{plan.io}")
     return made
 
 
@@ -104,7 +111,9 @@ class Format:
     has none): the GPU delegate verdict. `diagnose` ("module:function"): the per-layer quantization
     error of a plan, with the field's own tool, called as `diagnose(float_path, plan, samples) ->
     (tool, {layer: figures})` (`edgekit analyze`). `float_io`: the files keep float32 inputs and
-    outputs whatever the precision plan."""
+    outputs whatever the precision plan. `by_default`: exported when a recipe names no export.formats
+    (an opt-in format, such as .pte, says False). `not_for`: framework -> why its models cannot become this
+    format at all (a framework with no writer and no reason here gets a generic message)."""
 
     name: str  # as written in export.formats
     suffix: str  # ".tflite"
@@ -117,15 +126,23 @@ class Format:
     gpu_check: str = ""
     diagnose: str = ""
     float_io: bool = False
+    by_default: bool = True
+    not_for: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def default_runtime(self) -> str:
         return self.runtimes[0]
 
+    def refusal_of(self, framework: str) -> str | None:
+        """Why `framework`'s models cannot be written in this format, or None when they can."""
+        if framework in self.writers:
+            return None
+        return self.not_for.get(framework) or f"{framework} models cannot be exported to {self.name}"
+
     def writer(self, framework: str) -> Writer:
         """The writer of `framework`'s models; StageError when this format has none."""
         if framework not in self.writers:
-            raise StageError("export", f"{framework} models cannot be exported to {self.name}")
+            raise StageError("export", self.refusal_of(framework))
         return self.writers[framework]
 
     def check_plan(self, framework: str, plan) -> None:

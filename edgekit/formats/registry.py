@@ -28,9 +28,9 @@ from edgekit.precision import Plan
 
 
 def _formats() -> dict[str, Format]:
-    from edgekit.formats import onnx, tflite
+    from edgekit.formats import onnx, pte, tflite
 
-    return {f.name: f for f in (tflite.FORMAT, onnx.FORMAT)}
+    return {f.name: f for f in (tflite.FORMAT, onnx.FORMAT, pte.FORMAT)}
 
 
 FORMATS: dict[str, Format] = _formats()
@@ -63,6 +63,11 @@ def format_for_path(path: str | Path) -> Format:
         return fmt
     known = " or ".join(f.suffix for f in FORMATS.values())
     raise InputError(f"{path}: cannot tell the model format from the suffix '{Path(path).suffix}' (expected {known})")
+
+
+def default_formats() -> list[str]:
+    """The formats a recipe exports when it names none (`Format.by_default`): tflite and onnx."""
+    return [name for name, fmt in FORMATS.items() if fmt.by_default]
 
 
 def known_suffixes() -> tuple[str, ...]:

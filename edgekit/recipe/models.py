@@ -199,7 +199,7 @@ Stage.__doc__ = "One entry of `stages:`, a mapping with exactly one key: the sta
 
 
 class ExportConfig(Strict):
-    formats: list[FormatName] = Field(default_factory=lambda: list(format_registry.FORMATS), min_length=1)
+    formats: list[FormatName] = Field(default_factory=lambda: format_registry.default_formats(), min_length=1)
     sparse: bool = False
     bundle: bool = True
     channels_last: Optional[bool] = None  # None: the framework's own layout; true: NHWC .tflite (torch)

@@ -13,7 +13,7 @@ import importlib.util
 from pathlib import Path
 
 from edgekit.errors import RecipeError
-from edgekit.formats.registry import frameworks_of, refusals
+from edgekit.formats.registry import frameworks_of, get_format, refusals
 from edgekit.recipe.models import Recipe, _dotted
 from edgekit.stages import frameworks, implemented_labels
 from edgekit.zoo import ARCH_LAYERS, LAYER_KINDS
@@ -123,11 +123,13 @@ def _check_arch(recipe: Recipe, where: tuple, arch: str, framework: str) -> None
 
 
 def _key_path(recipe: Recipe, choice: str) -> tuple:
-    """Where the recipe makes a refusable choice: an export key, or the quantize stage's io."""
+    """Where the recipe makes a refusable choice: an export key, or a key of the quantize stage
+    (`quantize.precision.*` -> precision, `quantize.calibration.*` -> calibration, `qat.io.*` -> io)."""
     if choice in _EXPORT_KEYS:
         return _EXPORT_KEYS[choice]
     stage = next(i for i, s in enumerate(recipe.stages) if s.kind == "quantize")
-    return ("stages", stage, "quantize", "io")
+    key = choice.split(".")[1] if choice.startswith("quantize.") else "io"
+    return ("stages", stage, "quantize", key)
 
 
 def check_layers(recipe: Recipe, framework: str) -> None:
@@ -178,7 +180,8 @@ def check_support(recipe: Recipe) -> str:
     plan = recipe.quantize.plan() if recipe.quantize is not None else None
     for fmt in recipe.export.formats:
         if framework not in frameworks_of(fmt):
-            raise RecipeError(f"{recipe.where('export', 'formats')}: {framework} models cannot be exported to {fmt}.")
+            raise RecipeError(f"{recipe.where('export', 'formats')}: {get_format(fmt).refusal_of(framework)} "
+                              f"(export.formats: {fmt} is not possible for {framework} teachers).")
         for refusal in refusals(framework, fmt, plan, recipe.export):
             raise RecipeError(f"{recipe.where(*_key_path(recipe, refusal.key))}: {refusal.reason} "
                               f"(not possible for {framework} teachers).")

@@ -30,6 +30,8 @@ def _file_facts(path: Path) -> dict:
     layers = facts["quantization"].get("layers") or []
     if any(row["precision"] != layers[0]["precision"] for row in layers):  # a mixed plan: say what each layer is
         out["layers"] = [{k: row[k] for k in ("layer", "op", "precision")} for row in layers]
+    if facts.get("delegation") is not None:  # .pte: what XNNPACK runs, what ExecuTorch's kernels run
+        out["delegation"] = {k: facts["delegation"][k] for k in ("backend", "delegated_ops", "non_delegated_ops")}
     if signature is not None:
         out["signature"] = {k: signature[k] for k in ("name", "inputs", "outputs")}
     return out

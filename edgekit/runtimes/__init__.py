@@ -5,7 +5,7 @@
 Dispatch goes through the table below (DESIGN.md: registries, not if-ladders); which runtimes run
 which file format is the format registry's to say (`edgekit.formats.registry.runtime_for_path`).
 Importing this package is cheap: each runtime module imports its library (ai_edge_litert,
-tflite_micro, onnxruntime) only when a file is opened.
+tflite_micro, onnxruntime, executorch) only when a file is opened.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Callable
 
 from edgekit.errors import InputError
 from edgekit.runtimes.base import Runtime, Session, TensorInfo
+from edgekit.runtimes.executorch import ExecuTorchRuntime
 from edgekit.runtimes.litert import LiteRTRuntime
 from edgekit.runtimes.onnxruntime import OnnxRuntime
 from edgekit.runtimes.tflm import TFLMRuntime
@@ -24,6 +25,7 @@ RUNTIMES: dict[str, Callable[[], Runtime]] = {
     "litert": LiteRTRuntime,
     "tflm": TFLMRuntime,
     "onnxruntime": OnnxRuntime,
+    "executorch": ExecuTorchRuntime,
 }
 
 
@@ -34,7 +36,7 @@ def _unknown(kind: str, value: str, known: list[str]) -> InputError:
 
 
 def get_runtime(name: str) -> Runtime:
-    """The runtime called `name` ('litert', 'tflm', 'onnxruntime'); InputError with a hint otherwise."""
+    """The runtime called `name` ('litert', 'tflm', 'onnxruntime', 'executorch'); InputError with a hint otherwise."""
     try:
         factory = RUNTIMES[name]
     except KeyError:

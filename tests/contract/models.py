@@ -46,6 +46,7 @@ class TinyModels:
     features: int = N_FEATURES
     classes: int = N_CLASSES
     fixed_batch: Optional[int] = None  # the batch a runtime that cannot resize runs (TFLite Micro: 1)
+    batch_dim: int = -1  # the input's first dimension as the runtime reports it (-1: dynamic; a .pte's static 1)
 
     @property
     def quantized_kinds(self) -> list[str]:
@@ -180,9 +181,47 @@ def onnx_models(folder: Path) -> TinyModels:
         x=x, reference=mlp_reference(x, mlp_weights()), float_tolerance={"rtol": 1e-5, "atol": 1e-6})
 
 
+# ---- .pte ---------------------------------------------------------------------------------------
+
+def pte_models(folder: Path) -> TinyModels:
+    """The `onnx_mlp` classifier (same weights) as a torch module, lowered to XNNPACK as a float .pte
+    and an int8 .pte (XNNPACK's PT2E quantizer, float I/O) by edgekit's writer; a static batch of 1."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("executorch")
+    from edgekit.formats.pte.torch import to_pte
+    from edgekit.precision import plan_for
+    from edgekit.runtimes.executorch import executorch_version
+
+    weights = mlp_weights()
+
+    class Mlp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(N_FEATURES, N_HIDDEN), torch.nn.Linear(N_HIDDEN, N_CLASSES)
+            with torch.no_grad():
+                for layer, w, b in ((self.fc1, "w1", "b1"), (self.fc2, "w2", "b2")):
+                    layer.weight.copy_(torch.from_numpy(weights[w].T.copy()))
+                    layer.bias.copy_(torch.from_numpy(weights[b]))
+
+        def forward(self, x):
+            return torch.softmax(self.fc2(torch.relu(self.fc1(x))), dim=-1)
+
+    calibration = np.random.default_rng(1).uniform(-1, 1, (128, N_FEATURES)).astype(np.float32)
+    files = {"float": folder / "float.pte", "int8": folder / "int8.pte"}
+    to_pte(Mlp().eval(), files["float"], None, calibration)
+    to_pte(Mlp().eval(), files["int8"], plan_for("int8", "float32"), calibration)
+    x = np.random.default_rng(2).uniform(-1, 1, (200, N_FEATURES)).astype(np.float32)
+    return TinyModels(
+        runtime="executorch", version=executorch_version(), files=files,
+        io_dtypes={"float": "float32", "int8": "float32"}, names=("input_0", "output_0"),
+        params=sum(w.size for w in weights.values()), x=x, reference=mlp_reference(x, weights),
+        float_tolerance={"rtol": 1e-5, "atol": 1e-6}, fixed_batch=1, batch_dim=1)
+
+
 #: runtime name (as in edgekit.runtimes.RUNTIMES) -> builder of its tiny files
 TINY_MODELS: dict[str, Callable[[Path], TinyModels]] = {
     "litert": tflite_models,
     "tflm": tflm_models,
     "onnxruntime": onnx_models,
+    "executorch": pte_models,
 }

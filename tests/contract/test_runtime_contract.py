@@ -71,11 +71,11 @@ def test_file_facts_of_built_models(tiny):
 
 # ---- tensors and predictions ---------------------------------------------------------------------
 
-def test_float_model_has_a_dynamic_batch_and_no_quantization(tiny):
+def test_float_model_has_its_batch_dimension_and_no_quantization(tiny):
     session = open_session(tiny)
     (inp,), (out,) = session.inputs, session.outputs
-    assert (inp.name, inp.shape) == (tiny.names[0], [-1, tiny.features])
-    assert (out.name, out.shape) == (tiny.names[1], [-1, tiny.classes])
+    assert (inp.name, inp.shape) == (tiny.names[0], [tiny.batch_dim, tiny.features])  # -1: dynamic
+    assert (out.name, out.shape) == (tiny.names[1], [tiny.batch_dim, tiny.classes])
     check_quantization(inp, "float32")
     check_quantization(out, "float32")
     assert session.input is inp
@@ -91,7 +91,7 @@ def test_quantized_models_describe_their_boundary_tensors(tiny):
     for kind in tiny.quantized_kinds:
         session = open_session(tiny, kind)
         (inp,), (out,) = session.inputs, session.outputs
-        assert (inp.shape, out.shape) == ([-1, tiny.features], [-1, tiny.classes]), kind
+        assert (inp.shape, out.shape) == ([tiny.batch_dim, tiny.features], [tiny.batch_dim, tiny.classes]), kind
         check_quantization(inp, tiny.io_dtypes[kind])
         check_quantization(out, tiny.io_dtypes[kind])
 
@@ -163,7 +163,7 @@ def test_describe_names_runtime_version_threads_and_tensors(tiny):
         assert info["path"] == str(tiny.files[kind])
         assert info["inputs"] == [t.to_dict() for t in session.inputs]
         assert info["outputs"] == [t.to_dict() for t in session.outputs]
-        assert info["inputs"][0]["shape"] == [-1, tiny.features]
+        assert info["inputs"][0]["shape"] == [tiny.batch_dim, tiny.features]
         assert info["inputs"][0]["dtype"] == tiny.io_dtypes[kind]
     assert open_session(tiny).describe()["threads"] == 1  # the default
 
@@ -200,13 +200,13 @@ def test_truncated_missing_and_directory_paths_are_input_errors(tiny, tmp_path):
 # ---- what every runtime shares: the registry and the boundary arithmetic ------------------------
 
 def test_registry_dispatch():
-    assert set(RUNTIMES) == {"litert", "tflm", "onnxruntime"}
+    assert set(RUNTIMES) == {"litert", "tflm", "onnxruntime", "executorch"}
     assert runtime_for_format("onnx").name == "onnxruntime"
     assert runtime_for_format(".tflite").name == "litert"
     assert runtime_for_path("a/model.onnx").file_format == "onnx"
     with pytest.raises(InputError, match="did you mean 'onnxruntime'"):
         get_runtime("onnxruntme")
-    with pytest.raises(InputError, match="expected .tflite or .onnx"):
+    with pytest.raises(InputError, match="expected .tflite or .onnx or .pte"):
         runtime_for_path("model.pb")
 
 

@@ -34,20 +34,24 @@ def reasons(framework, fmt, plan=None, options=None):
 
 
 def test_formats_by_name_and_suffix():
-    assert list(registry.FORMATS) == ["tflite", "onnx"]
+    assert list(registry.FORMATS) == ["tflite", "onnx", "pte"]
+    assert registry.default_formats() == ["tflite", "onnx"]  # .pte is opt-in
     assert registry.get_format(".TFLite").name == "tflite"
     assert registry.format_for_path("runs/x/model.onnx").name == "onnx"
     assert registry.find_format("model.pb") is None
-    assert registry.known_suffixes() == (".tflite", ".onnx")
+    assert registry.known_suffixes() == (".tflite", ".onnx", ".pte")
+    assert registry.format_for_path("app/model.pte").name == "pte"
     with pytest.raises(InputError, match="did you mean 'onnx'"):
         registry.get_format("onx")
-    with pytest.raises(InputError, match=r"model.pb: cannot tell the model format .* \(expected .tflite or .onnx\)"):
+    with pytest.raises(InputError, match=r"model.pb: cannot tell the model format .* \(expected .tflite or .onnx or .pte\)"):
         registry.format_for_path("model.pb")
 
 
 def test_runtimes_come_from_the_formats():
-    assert registry.runtime_names() == ("litert", "tflm", "onnxruntime")
-    assert registry.runtimes_description() == "litert runs .tflite, tflm runs .tflite, onnxruntime runs .onnx"
+    assert registry.runtime_names() == ("litert", "tflm", "onnxruntime", "executorch")
+    assert registry.runtimes_description() == ("litert runs .tflite, tflm runs .tflite, onnxruntime runs .onnx, "
+                                               "executorch runs .pte")
+    assert registry.runtime_for_path("m.pte").name == "executorch"
     assert registry.runtime_for_format("tflite").name == "litert"  # the default: the first runtime listed
     assert registry.runtime_for_path("m.onnx").name == "onnxruntime"
     with pytest.raises(InputError, match="unknown model format 'pb'"):
@@ -55,9 +59,12 @@ def test_runtimes_come_from_the_formats():
 
 
 def test_every_format_has_a_writer_per_framework_and_the_input_layout_it_gives():
-    for fmt in registry.FORMATS.values():
-        assert set(fmt.writers) == {"keras", "torch"} == set(registry.frameworks_of(fmt.name))
+    for fmt in registry.FORMATS.values():  # a framework without a writer is refused with a reason
+        assert set(fmt.writers) | set(fmt.not_for) == {"keras", "torch"}, fmt.name
+        assert set(fmt.writers) == set(registry.frameworks_of(fmt.name))
         assert all(isinstance(w, Writer) and ":" in w.function for w in fmt.writers.values())
+    assert registry.frameworks_of("pte") == ("torch",)
+    assert registry.get_format("pte").writer("torch").input_layout(True) == "nchw"
     layout = {(f, n, cl): registry.get_format(n).writer(f).input_layout(cl)
               for f in ("keras", "torch") for n in ("tflite", "onnx") for cl in (False, True)}
     assert layout == {
@@ -79,8 +86,11 @@ def test_io_of_a_file_follows_the_plan_except_for_float_io_formats():
 
 def test_choices_name_what_a_plan_and_the_export_options_ask_for():
     assert registry.choices() == []
-    assert registry.choices(plan_for("int8", "float32")) == []
-    assert registry.choices(plan_for("int8", "uint8", quantization_aware=True)) == ["qat.io.uint8"]
+    assert registry.choices(plan_for("int8", "float32")) == ["quantize.precision.int8"]
+    assert registry.choices(plan_for("int8", "float32", calibration="entropy")) == [
+        "quantize.precision.int8", "quantize.calibration.entropy"]
+    assert registry.choices(plan_for("int8", "uint8", quantization_aware=True)) == [
+        "quantize.precision.int8", "qat.io.uint8"]
     assert registry.choices(None, export_options(sparse=True, channels_last=False)) == [
         "export.sparse", "export.channels_last.false"]
     assert registry.choices(None, export_options(channels_last=True)) == []
@@ -112,6 +122,29 @@ def test_option_refusals_belong_to_their_writers():
     assert registry.refusals("jax", "tflite", None, sparse) == []
 
 
+PTE_KERAS = ("ExecuTorch runs PyTorch programs; a Keras model cannot be lowered to .pte — use tflite or onnx "
+             "for Keras teachers")
+
+
+def test_pte_is_for_torch_models_and_refuses_what_xnnpack_cannot_run():
+    pte = registry.get_format("pte")
+    assert (pte.runtimes, pte.float_io, pte.by_default) == (("executorch",), True, False)
+    assert pte.refusal_of("keras") == PTE_KERAS and pte.refusal_of("torch") is None
+    with pytest.raises(StageError, match="a Keras model cannot be lowered to .pte"):
+        pte.writer("keras")
+    for plan in (None, plan_for("int8", "float32"), plan_for("int8", "int8", per_channel=False), plan_for("dynamic"),
+                 plan_for("int8", "int8", quantization_aware=True), plan_for("int8", "float32", quantization_aware=True)):
+        assert reasons("torch", "pte", plan) == [], plan
+    assert [r.setting for r in registry.refusals("torch", "pte", plan_for("int16x8"))] == ["precision: int16x8"]
+    assert [r.setting for r in registry.refusals("torch", "pte", plan_for("float16"))] == ["precision: float16"]
+    for rule in ("percentile", "entropy"):
+        refused = registry.refusals("torch", "pte", plan_for("int8", "float32", calibration=rule))
+        assert [r.key for r in refused] == [f"quantize.calibration.{rule}"]
+    assert reasons("torch", "pte", None, export_options(sparse=True))[0].startswith("ExecuTorch's XNNPACK delegate")
+    assert reasons("torch", "pte", None, export_options(channels_last=True)) == []
+    assert registry.get_format("pte").io_of(plan_for("int8", "int8")) == "float32"
+
+
 def test_check_plan_raises_at_export_time():
     with pytest.raises(StageError, match=r"io: float32 for a torch \.tflite: LiteRT-Torch gives"):
         registry.check_plan("torch", "tflite", plan_for("int8", "float32", quantization_aware=True))
@@ -120,7 +153,7 @@ def test_check_plan_raises_at_export_time():
 
 
 def test_reader_for_a_suffix_without_a_format_names_the_file():
-    with pytest.raises(InputError, match=r"m\.pb: cannot count parameters of a '\.pb' file \(expected .tflite or .onnx\)"):
+    with pytest.raises(InputError, match=r"m\.pb: cannot count parameters of a '\.pb' file \(expected .tflite or .onnx or .pte\)"):
         registry.reader_for_path("m.pb", "cannot count parameters of")
 
 
