@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist); each takes whole test files, the slow ones first (tests/conftest.py).
+# Test processes (pytest-xdist); each takes whole test files, the longest first (tests/conftest.py;
+# --no-loadscope-reorder keeps that order instead of ordering the files by their number of tests).
 TEST_WORKERS ?= 2
 
 .PHONY: install demo lint test test-fast bench clean
@@ -27,11 +28,11 @@ lint: install
 
 # pytest exits 5 when it collects no test: say so instead of failing obscurely.
 test: lint
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; fi; exit $$rc
 
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/run_all.py
