@@ -3,8 +3,8 @@
 `make test` spreads whole files over pytest-xdist workers (`--dist loadfile --no-loadscope-reorder`:
 without that flag xdist would reorder the files by their number of tests) in the order they are
 collected; a long file that starts last keeps one worker busy after the others are done. The files
-below took longest in a clean-clone CI run (seconds of test time, 2 workers on this 2-core machine),
-longest first; the many short files fill the gaps at the end. Files stay whole and in their own
+below took longest in a clean-clone CI run (seconds of test time, on this 2-core machine), longest
+first; the many short files fill the gaps at the end. Files stay whole and in their own
 order, so module fixtures are set up once, in a serial run too. A file missing from the list only
 runs later than it could.
 """
@@ -14,7 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 LONGEST = (
-    "e2e/test_recipes.py",  # 560 s: every example recipe (the runs other files read, tests/e2e/conftest.py)
+    "e2e/test_recipes.py",  # 326 s: every example recipe (the runs other files read, tests/e2e/conftest.py)
+    "e2e/test_benchmarks_smoke.py",  # 256 s
+    "e2e/test_families_cli.py",  # 254 s
+    "e2e/test_search.py",  # 393 s with a fresh stage cache for each of its three searches, less now
+    "e2e/test_workers.py",  # 187 s
+    "e2e/test_cache.py",  # 180 s
+    "e2e/test_search_resume.py",  # 158 s
+    "e2e/test_transfer_cli.py",  # 141 s
+    "e2e/test_torch.py",  # 125 s
+    "contract/test_accuracy_control.py",  # 121 s
+    "e2e/test_cache_safety.py",  # 92 s
+)
     "e2e/test_families_cli.py",  # 354 s
     "e2e/test_search.py",  # 342 s
     "e2e/test_workers.py",  # 293 s

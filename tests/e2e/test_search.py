@@ -2,9 +2,12 @@
 
 The example recipe searches the student's width, the share of channels pruned and the precision
 for a digits model within 10 KB at 96% accuracy (its gates). One 16-trial search on two local
-workers is shared by the tests that read it; another runs with one worker and a third on a two-node
-Ray cluster started here on loopback, each with a stage cache of its own, and all three must find
-the same Pareto front. Resumption and the shared student are in test_search_resume.py.
+workers, with a fresh stage cache, is shared by the tests that read it; another runs with one worker
+and a third on a two-node Ray cluster started here on loopback, and all three must find the same
+Pareto front. Those two use the first search's stage cache: the trials they sample must be the first
+search's, so they train nothing (a trial that sampled other values would train). The wall-time
+comparison with fresh caches is benchmarks/search_workers.py's. Resumption and the shared student
+are in test_search_resume.py.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ def front_params(report: dict) -> set:
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    out = tmp_path_factory.mktemp("search") / "run"
-    result = run_edgekit("search", str(RECIPE), "--workers", "2", "--output", str(out), "--json", timeout=900)
+    base = tmp_path_factory.mktemp("search")
+    out = base / "run"
+    result = run_edgekit("search", str(RECIPE), "--workers", "2", "--output", str(out), "--json",
+                         "--cache-dir", str(base / "cache"), timeout=900)
     return out, result
 
 
@@ -97,11 +102,13 @@ def test_search_writes_its_files_and_the_front_in_the_report(two_workers):
 def test_one_worker_finds_the_same_front(two_workers, tmp_path):
     out = tmp_path / "run"
 
-    result = run_edgekit("search", str(RECIPE), "--workers", "1", "--output", str(out), "-q", timeout=900)
+    result = run_edgekit("search", str(RECIPE), "--workers", "1", "--output", str(out), "-q",
+                         "--cache-dir", str(two_workers[0].parent / "cache"), timeout=900)
 
     assert result.returncode == 0, result.stderr[-3000:]
     report = read_report(out)
     assert report["search"]["workers"] == 1
+    assert report["search"]["cache"]["trained_steps"] == 0, "the one-worker search sampled other trials"
     assert front_params(report) == front_params(read_report(two_workers[0]))
     assert report["search"]["chosen"] == read_report(two_workers[0])["search"]["chosen"]
 
@@ -184,13 +191,14 @@ def test_a_two_node_ray_cluster_finds_the_same_front(two_workers, ray_cluster, t
     os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
     try:
         result = run_edgekit("search", str(RECIPE), "--ray-address", address, "--output", str(out), "-q",
-                             timeout=900)
+                             "--cache-dir", str(two_workers[0].parent / "cache"), timeout=900)
     finally:
         del os.environ["RAY_AUTH_MODE"]
 
     assert result.returncode == 0, result.stderr[-3000:]
     report = read_report(out)
     assert report["search"]["ray_address"] == address and report["search"]["workers"] == 2  # the cluster's CPUs
+    assert report["search"]["cache"]["trained_steps"] == 0, "the cluster's search sampled other trials"
     assert front_params(report) == front_params(read_report(two_workers[0]))
 
     # without --ray-address the trials run on a Ray instance of their own, even beside a cluster
