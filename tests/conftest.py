@@ -26,16 +26,6 @@ LONGEST = (
     "contract/test_accuracy_control.py",  # 121 s
     "e2e/test_cache_safety.py",  # 92 s
 )
-    "e2e/test_families_cli.py",  # 354 s
-    "e2e/test_search.py",  # 342 s
-    "e2e/test_workers.py",  # 293 s
-    "e2e/test_benchmarks_smoke.py",  # 236 s
-    "e2e/test_search_resume.py",  # 182 s
-    "e2e/test_cache.py",  # 162 s
-    "e2e/test_transfer_cli.py",  # 156 s
-    "contract/test_accuracy_control.py",  # 113 s
-    "e2e/test_torch.py",  # 112 s
-)
 _TESTS = Path(__file__).resolve().parent
 
 
