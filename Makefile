@@ -4,10 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist; three on two cores, since many tests wait on child processes); each
-# takes whole test files, the longest first (tests/conftest.py;
+# Test processes (pytest-xdist; one per core: the tests keep both busy); each takes whole test files, the longest first (tests/conftest.py;
 # --no-loadscope-reorder keeps that order instead of ordering the files by their number of tests).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: install demo lint test test-fast bench clean
 
