@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import traceback
 from typing import Iterator
@@ -18,6 +17,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.markup import escape
 
+from edgekit import interrupts
 from edgekit.errors import EdgekitError, WorkerLost
 from edgekit.workers import launched
 
@@ -33,7 +33,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     try:
         yield
     except EdgekitError as exc:
-        if _SIGNALLED:  # e.g. a stage's error made of an import a signal cut short
+        if interrupts.signalled():  # e.g. a stage's error made of an import a signal cut short
             _interrupted()
         if isinstance(exc, WorkerLost) and launched():  # the launcher names the worker that stopped
             sys.exit(WorkerLost.LOST_EXIT)
@@ -44,7 +44,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         _interrupted()
     except Exception as exc:  # a bug in edgekit or a framework: say so, keep the trace for --debug
-        if _SIGNALLED:  # an import that a signal cut short reports its own error (numpy: ImportError)
+        if interrupts.signalled():  # an import that a signal cut short reports its own error (numpy: ImportError)
             _interrupted()
         if debug:
             traceback.print_exc()
@@ -64,16 +64,7 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-#: the signals received (SIGINT, SIGTERM): a native module's initialization that one of them cuts
-#: short raises its own error instead of KeyboardInterrupt, which must still end as an interrupt
-_SIGNALLED: list[int] = []
-
-
 def terminate_as_interrupt() -> None:
     """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the staging directory is removed; both
-    are remembered, so that whatever error they surface as, the run exits 130."""
-    def handler(signum, frame):
-        _SIGNALLED.append(signum)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    are remembered, so that whatever error they surface as, the run exits 130 (`edgekit.interrupts`)."""
+    interrupts.install()

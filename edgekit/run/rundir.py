@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgekit.errors import InputError
+from edgekit.interrupts import raise_if_signalled
 
 
 def check_output_is_safe(target: Path, protected: list[Path]) -> None:
@@ -56,6 +57,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     staging.chmod(_directory_mode())  # mkdtemp makes 0700; a run directory is as readable as any other
     try:
         yield staging
+        raise_if_signalled()  # a signal that something swallowed still keeps the previous run
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

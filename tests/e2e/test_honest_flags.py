@@ -1,7 +1,7 @@
 """Honest flags through the CLI (issue 11, point 5): a Keras LSTM whose int8 files do not pay off is
 flagged in report.json, report.md, report.html and the console (--json: tests/unit/test_flags.py),
-naming the ops and the alternatives measured on the same runtime; a CNN whose int8 .tflite pays off
-gets no flag."""
+naming the ops and the alternatives measured on the same runtime; a CNN's int8 .tflite is flagged
+only where it does not pay off on this CPU."""
 
 from __future__ import annotations
 
@@ -111,7 +111,10 @@ def test_a_tiny_dense_model_whose_int8_onnx_is_larger_than_float_is_flagged(tmp_
     assert f"{dense_op} x1" in result.stdout and "Measured alternatives" in result.stdout
 
 
-def test_a_cnn_whose_int8_tflite_pays_off_gets_no_flag(tmp_path):
+def test_a_cnn_int8_tflite_is_flagged_exactly_when_it_does_not_pay_off(tmp_path):
+    """A small CNN's int8 .tflite is smaller, and faster where XNNPACK's int8 kernels beat its float
+    ones (VNNI CPUs: no flag). On an x86 CPU without VNNI (AVX2 only) it measured 1.4x slower than
+    float: then it must be flagged `not_faster`, with the measured ratio."""
     from edgekit.backends.keras.compat import keras
 
     data = band_dataset(n=300, shape=(32, 32, 1))
@@ -130,6 +133,12 @@ def test_a_cnn_whose_int8_tflite_pays_off_gets_no_flag(tmp_path):
 
     final, baseline = artifact_of(report, "model.tflite"), artifact_of(report, "baseline.tflite")
     ratio = final["latency_ms"]["p50"] / baseline["latency_ms"]["p50"]
-    assert final["bytes"] < baseline["bytes"] and ratio < 1.0, ratio
-    assert "flags" not in final
-    assert "## Flags" not in (out / "report.md").read_text() and "flag " not in result.stdout
+    assert final["bytes"] < baseline["bytes"]
+    markdown = (out / "report.md").read_text()
+    if ratio < 1.0:
+        assert "flags" not in final
+        assert "## Flags" not in markdown and "flag " not in result.stdout
+    else:
+        (flag,) = final["flags"]["kinds"]
+        assert flag["kind"] == "not_faster" and flag["ratio"] == pytest.approx(ratio, abs=1e-3), flag
+        assert "## Flags" in markdown and "flag model.tflite (int8) on litert" in result.stdout

@@ -22,7 +22,7 @@ from torch import nn  # noqa: E402
 from edgekit.formats.inspect import inspect_model  # noqa: E402
 from edgekit.formats.onnx.quantize import quantize_onnx  # noqa: E402
 from edgekit.formats.onnx.torch import to_onnx  # noqa: E402
-from edgekit.formats.onnx.tuning import CANDIDATES  # noqa: E402
+from edgekit.formats.onnx.tuning import candidates  # noqa: E402
 from edgekit.precision import plan_for  # noqa: E402
 from edgekit.run.bundle import model_card  # noqa: E402
 
@@ -64,8 +64,8 @@ def test_cnn_int8_runs_integer_convolutions_only(tmp_path):
     assert ops.count("QLinearConv") + ops.count("ConvInteger") == 3, ops
     assert not {"Conv", "FusedConv", "NchwcConv"} & set(ops), ops
 
-    assert record["chosen"] in {c.name for c in CANDIDATES}
-    assert [c["name"] for c in record["candidates"]] == [c.name for c in CANDIDATES]
+    assert record["chosen"] in {c.name for c in candidates()}
+    assert [c["name"] for c in record["candidates"]] == [c.name for c in candidates()]
     chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
     assert chosen["int8_kernels"].get("QLinearConv") == 3 and chosen["float_ops"] == {}
     assert chosen["p50_ms"] > 0 and chosen["bytes_vs_float"] < 1 and record["per_channel"] is True
@@ -103,7 +103,7 @@ def test_transformer_constant_weight_matmuls_become_integer_kernels(tmp_path):
     float_with_weights = [n.name for n in graph.node
                           if n.op_type in {"MatMul", "FusedMatMul", "Gemm", "FusedGemm"} and n.input[1] in constants]
     assert float_with_weights == []
-    assert record["chosen"] in {c.name for c in CANDIDATES}
+    assert record["chosen"] in {c.name for c in candidates()}
 
 
 class _Recurrent(nn.Module):

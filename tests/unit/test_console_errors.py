@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from edgekit import interrupts
 from edgekit.cli import console
 from edgekit.errors import StageError
 
@@ -20,7 +21,7 @@ def _exit_code(error: BaseException) -> int:
 def test_an_error_a_signal_caused_ends_as_an_interrupt(monkeypatch):
     assert _exit_code(ImportError("initialization failed")) == 3
     assert _exit_code(StageError("export", "boom")) == 3
-    monkeypatch.setattr(console, "_SIGNALLED", [15])
+    monkeypatch.setattr(interrupts, "_RECEIVED", [15])
     assert _exit_code(ImportError("initialization failed")) == 130
     assert _exit_code(StageError("export", "ImportError: initialization failed")) == 130
     assert _exit_code(KeyboardInterrupt()) == 130

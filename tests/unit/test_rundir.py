@@ -79,6 +79,21 @@ def test_a_failed_or_interrupted_run_leaves_the_previous_target_identical(previo
     assert sorted(p.name for p in previous_run.parent.iterdir()) == ["demo"]
 
 
+def test_a_signal_that_something_swallowed_still_keeps_the_previous_run(previous_run, monkeypatch):
+    """A SIGINT that a framework's bare `except:` swallowed lets the run finish; it must still not
+    replace the previous run (edgekit.interrupts)."""
+    from edgekit import interrupts
+
+    before = snapshot(previous_run)
+    monkeypatch.setattr(interrupts, "_RECEIVED", [])
+    with pytest.raises(KeyboardInterrupt):
+        with staged_directory(previous_run) as staging:
+            interrupts._RECEIVED.append(2)  # the handler ran; its KeyboardInterrupt went nowhere
+            (staging / "report.json").write_text("{}")
+    assert snapshot(previous_run) == before
+    assert leftovers(previous_run.parent, "demo") == []
+
+
 def test_a_failed_first_run_leaves_nothing(tmp_path):
     target = tmp_path / "runs" / "first"
 

@@ -5,7 +5,7 @@ intermediate tensor as an output (`modify_model_output_intermediate_tensors`, `c
 matches each quantized activation to its float twin (`create_activation_matching`) and gives the
 signal-to-quantization-noise ratio of each (`compute_activation_error`: `xmodel_err`, in dB, float
 model against QDQ model). The QDQ model is the plan's as ONNX Runtime quantizes it (the first,
-uint8-activation variant of `tuning.CANDIDATES`, with the plan's per-layer precisions), without
+uint8-activation variant of `tuning.candidates()`, with the plan's per-layer precisions), without
 `compact`, which would rename the tensors the matching relies on.
 
 The float activations also give each layer's range statistics: the largest |value| over its 99.9th
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.formats.layer_names import layer_of
-from edgekit.formats.onnx.tuning import CANDIDATES, INT16X8, Calibration, input_name, prepare, quantize
+from edgekit.formats.onnx.tuning import INT16X8, Calibration, candidates, input_name, prepare, quantize
 from edgekit.precision import Int16x8
 from edgekit.quiet import native_stderr_silenced
 
@@ -63,7 +63,7 @@ def diagnose(float_path: Path, plan, samples: np.ndarray) -> tuple[str, dict[str
         prepared, qdq = tmp / "prepared.onnx", tmp / "qdq.onnx"
         prepare(float_path, prepared)
         name = input_name(prepared)
-        candidate = INT16X8 if isinstance(plan, Int16x8) else CANDIDATES[0]
+        candidate = INT16X8 if isinstance(plan, Int16x8) else candidates()[0]
         quantize(prepared, qdq, candidate, plan, name, samples)
         float_outputs, qdq_outputs = tmp / "float.aug.onnx", tmp / "qdq.aug.onnx"
         modify_model_output_intermediate_tensors(str(prepared), str(float_outputs))

@@ -20,7 +20,10 @@ float (quickstart's teacher after QAT: 0.078 ms against 0.022 ms for its PTQ .on
    uint8 activations unless the session sets `session.qdqisint8allowed` (its default on ARM only).
    `activations_to_uint8` stores them as uint8 with zero point + 128: the same values, int8 weights kept.
 
-Both rewrites are exact: on ORT the file gives the .tflite's outputs on LiteRT (tests/keras/test_qat_onnx_int8.py).
+3. On an x86 CPU without VNNI, ORT's kernels for int8 weights saturate; there the weights are stored
+   as uint8 (`edgekit.formats.onnx.saturation`).
+
+The rewrites are exact: on ORT the file gives the .tflite's outputs on LiteRT (tests/keras/test_qat_onnx_int8.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from edgekit.formats.onnx.saturation import saturates, weights_to_uint8
 
 _ACTIVATIONS = ("Relu", "Clip")
 
@@ -259,12 +264,14 @@ def activations_to_uint8(model) -> int:
 
 
 def rewrite_file(path: Path) -> dict:
-    """`fold_activations`, then `activations_to_uint8`, on the .onnx file at `path`, saved in place
-    when anything changed; returns the counts ({"activations_moved": n, "qdq_to_uint8": m})."""
+    """`fold_activations`, then `activations_to_uint8`, then (on a CPU where ONNX Runtime's int8-weight
+    kernels saturate) `saturation.weights_to_uint8`, on the .onnx file at `path`, saved in place when
+    anything changed; returns the counts ({"activations_moved": n, "qdq_to_uint8": m, "weights_to_uint8": k})."""
     import onnx
 
     model = onnx.load(str(path))
-    counts = {"activations_moved": fold_activations(model), "qdq_to_uint8": activations_to_uint8(model)}
+    counts = {"activations_moved": fold_activations(model), "qdq_to_uint8": activations_to_uint8(model),
+              "weights_to_uint8": weights_to_uint8(model) if saturates() else 0}
     if any(counts.values()):
         onnx.save(model, str(path))
     return counts

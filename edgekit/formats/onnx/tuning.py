@@ -35,6 +35,7 @@ import numpy as np
 from edgekit.formats.onnx.calibration import label, static_arguments
 from edgekit.formats.onnx.compact import compact
 from edgekit.formats.onnx.layers import quantizer_options
+from edgekit.formats.onnx.saturation import WHY, saturates, unsaturate_file
 
 MARGIN = 0.9  # another candidate replaces the kept one only when its p50 is below MARGIN x the kept one's
 ROUNDS, WINS_NEEDED = 7, 6  # ... in at least WINS_NEEDED of ROUNDS rounds
@@ -56,8 +57,9 @@ class Candidate:
     float, which saves the Q/DQ pairs around ops that have no integer kernel)."""
 
     name: str
-    activations: str  # "uint8" | "int8" | "int16" (weights are always int8)
+    activations: str  # "uint8" | "int8" | "int16"
     weights_only: bool = False
+    weights: str = "int8"  # "int8" | "uint8" (`edgekit.formats.onnx.saturation`)
 
 
 #: the single configuration of an int16x8 plan: nothing to choose, ORT has no int16 kernels to time
@@ -68,6 +70,17 @@ CANDIDATES = (
     Candidate("S8S8", "int8"),
     Candidate("U8S8 weight ops only", "uint8", weights_only=True),
 )
+#: the candidates where ONNX Runtime's int8-weight kernels saturate (`saturation.saturates`): the same
+#: int8 weights stored as uint8 (exactly), run by U8U8 kernels; S8S8 has no such form
+UNSATURATED = (
+    Candidate("U8U8", "uint8", weights="uint8"),
+    Candidate("U8U8 weight ops only", "uint8", weights_only=True, weights="uint8"),
+)
+
+
+def candidates() -> tuple[Candidate, ...]:
+    """The int8 candidates for this CPU: `UNSATURATED` where int8 weights would saturate, else `CANDIDATES`."""
+    return UNSATURATED if saturates() else CANDIDATES
 
 
 class Calibration:
@@ -143,6 +156,8 @@ def quantize(prepared: Path, target: Path, candidate: Candidate, plan, name: str
             extra_options=options["extra_options"],
             **static_arguments(prepared, plan, Calibration(name, calibration), Path(ranges or tmp)),
         )
+    if candidate.weights == "uint8":
+        unsaturate_file(target)
 
 
 class Timed:
@@ -234,7 +249,7 @@ def choose(prepared: Path, target: Path, float_file: Path, plan, calibration: np
     rows: list[dict] = []
     ran: list[tuple[dict, Path, Timed]] = []
     with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
-        for index, candidate in enumerate(CANDIDATES):
+        for index, candidate in enumerate(candidates()):
             path = Path(tmp) / f"candidate{index}.onnx"
             try:
                 quantize(prepared, path, candidate, plan, name, calibration, ranges=Path(tmp))
@@ -245,7 +260,7 @@ def choose(prepared: Path, target: Path, float_file: Path, plan, calibration: np
             except Exception as exc:  # a variant ORT cannot quantize or load is skipped, and said so
                 rows.append({"name": candidate.name, "failed": f"{type(exc).__name__}: {str(exc)[:200]}"})
                 continue
-            rows.append({"name": candidate.name, "activations": candidate.activations, "weights": "int8",
+            rows.append({"name": candidate.name, "activations": candidate.activations, "weights": candidate.weights,
                          "scope": "weight ops only" if candidate.weights_only else "all supported ops"})
             ran.append((rows[-1], path, timed))
         if not ran:
@@ -267,5 +282,6 @@ def choose(prepared: Path, target: Path, float_file: Path, plan, calibration: np
     return {"method": label(plan), "chosen": kept[0]["name"],
             "why": why + f" on this CPU (1 sample per run, {threads} thread(s))",
             "per_channel": plan.per_channel, "cpu_int8_features": cpu_int8_features(),
+            **({"weights": WHY} if saturates() else {}),
             "float_p50_ms": round(baseline.p50_ms, 4), "float_bytes": float_bytes,
             "float_ops_of_float_file": baseline.float_ops, "candidates": rows}
