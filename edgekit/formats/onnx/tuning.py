@@ -35,7 +35,7 @@ import numpy as np
 from edgekit.formats.onnx.calibration import label, static_arguments
 from edgekit.formats.onnx.compact import compact
 from edgekit.formats.onnx.layers import quantizer_options
-from edgekit.formats.onnx.saturation import WHY, saturates, unsaturate_file
+from edgekit.formats.onnx.saturation import WHY, cpu_flags, saturates, unsaturate_file
 
 MARGIN = 0.9  # another candidate replaces the kept one only when its p50 is below MARGIN x the kept one's
 ROUNDS, WINS_NEEDED = 7, 6  # ... in at least WINS_NEEDED of ROUNDS rounds
@@ -227,16 +227,8 @@ def clearly_faster(challenger: list[float], kept: list[float]) -> bool:
 def cpu_int8_features() -> list[str]:
     """The CPU's int8 dot-product extensions (x86 VNNI / AMX, Arm dot product / i8mm) from /proc/cpuinfo;
     they decide which activation type ONNX Runtime's integer kernels run fastest."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            flags.update(line.split(":", 1)[1].split())
     wanted = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-    return [flag for flag in wanted if flag in flags]
+    return [flag for flag in wanted if flag in cpu_flags()]
 
 
 def choose(prepared: Path, target: Path, float_file: Path, plan, calibration: np.ndarray,
