@@ -11,7 +11,11 @@ output directory, so that a signal the run did not stop for still keeps the prev
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
+import sys
+from typing import NoReturn
 
 #: the signals received since `install()`
 _RECEIVED: list[int] = []
@@ -35,3 +39,21 @@ def raise_if_signalled() -> None:
     """KeyboardInterrupt when a signal arrived, even one that something else swallowed."""
     if _RECEIVED:
         raise KeyboardInterrupt
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with `code` after a signal: the atexit handlers run and the output is
+    flushed, as in a normal exit, but the interpreter's own shutdown is skipped.
+
+    That shutdown can turn a handled interrupt into a death by SIGINT: under `python -m`, CPython
+    exits by re-raising SIGINT when it counts a KeyboardInterrupt as unhandled, and a framework's
+    thread or finalizer can still be running then. Seen once in CI: the run printed its
+    "interrupted" line and `subprocess` read exit -2 instead of 130.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code)

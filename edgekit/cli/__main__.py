@@ -1,5 +1,5 @@
 """`python -m edgekit.cli ...`: the same command line as the `edgekit` script."""
 
-from edgekit.cli.group import main
+from edgekit.cli import run
 
-main()
+run()
