@@ -19,12 +19,12 @@ LONGEST = (
     "e2e/test_families_cli.py",  # 254 s
     "e2e/test_search.py",  # 393 s with a fresh stage cache for each of its three searches, less now
     "e2e/test_workers.py",  # 187 s
-    "e2e/test_cache.py",  # 180 s
     "e2e/test_search_resume.py",  # 158 s
     "e2e/test_transfer_cli.py",  # 141 s
     "e2e/test_torch.py",  # 125 s
     "contract/test_accuracy_control.py",  # 121 s
     "e2e/test_cache_safety.py",  # 92 s
+    "e2e/test_cache.py",  # re-runs the example runs of test_recipes.py against their caches: after it
 )
 _TESTS = Path(__file__).resolve().parent
 
