@@ -15,7 +15,7 @@ Sections (each a module with `run(quick) -> dict` holding its figures, its table
 
     .venv/bin/python benchmarks/run_all.py                       # everything, ~65 minutes on 2 cores (families ~55)
     .venv/bin/python benchmarks/run_all.py --only cli scale      # some sections, merged into latest.*
-    .venv/bin/python benchmarks/run_all.py --quick --out /tmp/b  # reduced run (~2 minutes), for the smoke test
+    .venv/bin/python benchmarks/run_all.py --quick --out /tmp/b  # reduced run (~8 minutes on 2 cores), for the smoke test
 
 A full run writes benchmarks/results/; `--quick` without `--out` writes benchmarks/results/quick/,
 so a quick run never replaces the real figures. With `--only`, the sections run are replaced in an
